@@ -1,0 +1,1 @@
+"""The ingest pipeline (source -> sniff -> convert -> build -> store) and the ``ologies`` CLI."""

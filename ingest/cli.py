@@ -1,0 +1,161 @@
+"""The ``ologies`` command: serve, ingest, reindex, reconcile, check.
+
+Domain errors map to exit codes here as they map to HTTP statuses in ``web/errors.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from repository.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, OlogiesError
+
+EXIT_CODES: list[tuple[type[OlogiesError], int]] = [
+    (InvalidInput, 2),
+    (Conflict, 3),
+    (NotFound, 4),
+    (BackendUnavailable, 75),  # EX_TEMPFAIL: try again later
+]
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from repository.settings import Settings
+
+    overrides = {k: v for k, v in {"store_url": args.store_url, "index_url": args.index_url}.items() if v}
+    return Settings(**overrides)
+
+
+def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from web.services import Services
+
+    return Services.build(_settings(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from web.app import create_app
+
+    app = create_app(_settings(args))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", workers=1)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.pipeline import IncomingFile
+
+    services = _services(args)
+    fields = {name: getattr(args, name) for name in _FIELDS}
+    files = [IncomingFile(Path(p), Path(p).name) for p in args.files]
+    for f in files:
+        if not f.path.is_file():
+            raise InvalidInput(f"{f.filename}: no such file", field="file")
+    batch = services.ingestor.ingest(files, fields, route="cli")
+    out = {
+        "study_instance_uid": batch.study_instance_uid,
+        "searchable": batch.all_indexed,
+        "files": [
+            {"filename": r.filename, "status": r.outcome.status, "sop_instance_uid": r.outcome.sop_instance_uid}
+            for r in batch.files
+        ],
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    services.close()
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    services = _services(args)
+    with tqdm(desc="reindex", unit=" instances", disable=args.quiet) as bar:
+        count = services.repository.reindex(progress=lambda _key: bar.update(1))
+    print(f"indexed {count} instances")
+    services.close()
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    services = _services(args)
+    done = services.repository.reconcile_pending(force=args.force)
+    print(f"indexed {done} pending instances; {services.repository.pending_count()} markers remain")
+    services.close()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    services = _services(args)
+    report = services.repository.check()
+    print(json.dumps({
+        "objects": report.objects,
+        "indexed": report.indexed,
+        "pending_markers": report.pending_markers,
+        "missing_from_index": report.missing_from_index,
+        "missing_from_store": report.missing_from_store,
+        "consistent": report.consistent,
+    }, indent=2))  # fmt: skip
+    services.close()
+    return 0 if report.consistent else 1
+
+
+_FIELDS = (
+    "nhs_number", "family_name", "given_name", "birth_date", "sex", "trust", "specialty",
+    "body_site", "laterality", "consent", "consent_recorded_by", "description", "photographer",
+    "accession_number", "study_uid", "modality", "tracking_id",
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ologies", description=__doc__)
+    parser.add_argument("--store-url", help="override OLOGIES_STORE_URL")
+    parser.add_argument("--index-url", help="override OLOGIES_INDEX_URL")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    ingest = sub.add_parser("ingest", help="store image files for one patient")
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+    for name in _FIELDS:
+        ingest.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+    ingest.set_defaults(func=cmd_ingest)
+
+    reindex = sub.add_parser("reindex", help="rebuild the search index from the object store")
+    reindex.add_argument("--quiet", action="store_true")
+    reindex.set_defaults(func=cmd_reindex)
+
+    reconcile = sub.add_parser("reconcile", help="index instances left pending by an index outage or a crash")
+    reconcile.add_argument("--force", action="store_true", help="also drop markers of uploads that never completed")
+    reconcile.set_defaults(func=cmd_reconcile)
+
+    check = sub.add_parser("check", help="report objects without index entries and index entries without objects")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except OlogiesError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        print(f"ologies: {exc.code}{where}: {exc.message}", file=sys.stderr)
+        for cls, code in EXIT_CODES:
+            if isinstance(exc, cls):
+                return code
+        return 1
+    except ValueError as exc:  # settings validation
+        print(f"ologies: invalid configuration: {exc}", file=sys.stderr)
+        return 78  # EX_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

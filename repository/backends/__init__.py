@@ -1,0 +1,1 @@
+"""Object-store adapters, one module per technology: memory, filesystem, s3."""

@@ -1,0 +1,59 @@
+"""The object-key scheme. Keys are derived from UIDs only, so that a listing of the store is
+enough to rebuild everything else (DECISIONS.md 1).
+
+    studies/{StudyInstanceUID}/series/{SeriesInstanceUID}/instances/{SOPInstanceUID}.dcm
+    locators/{SOPInstanceUID}           -> the instance key (claimed with create-if-absent)
+    pending-index/{SOPInstanceUID}      -> durable "stored but not yet indexed" marker
+    derived/{SOPInstanceUID}/{name}     -> cached renditions (rendered.jpg, thumbnail.jpg)
+"""
+
+from __future__ import annotations
+
+import re
+
+STUDIES = "studies/"
+LOCATORS = "locators/"
+PENDING = "pending-index/"
+DERIVED = "derived/"
+INSTANCE_SUFFIX = ".dcm"
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def _checked(uid: str) -> str:
+    if not _UID.match(uid) or len(uid) > 64:
+        raise ValueError(f"not a DICOM UID: {uid!r}")
+    return uid
+
+
+def instance_key(study_uid: str, series_uid: str, sop_uid: str) -> str:
+    return (
+        f"{STUDIES}{_checked(study_uid)}/series/{_checked(series_uid)}"
+        f"/instances/{_checked(sop_uid)}{INSTANCE_SUFFIX}"
+    )
+
+
+def is_instance_key(key: str) -> bool:
+    return key.startswith(STUDIES) and key.endswith(INSTANCE_SUFFIX) and "/instances/" in key
+
+
+def uids_from_instance_key(key: str) -> tuple[str, str, str]:
+    """(study, series, instance) UIDs from an instance key."""
+    parts = key[len(STUDIES) :].split("/")
+    return parts[0], parts[2], parts[4][: -len(INSTANCE_SUFFIX)]
+
+
+def locator_key(sop_uid: str) -> str:
+    return LOCATORS + _checked(sop_uid)
+
+
+def pending_key(sop_uid: str) -> str:
+    return PENDING + _checked(sop_uid)
+
+
+def derived_key(sop_uid: str, name: str) -> str:
+    return f"{DERIVED}{_checked(sop_uid)}/{name}"
+
+
+def is_valid_uid(uid: str) -> bool:
+    return bool(_UID.match(uid or "")) and len(uid) <= 64

@@ -1,0 +1,100 @@
+"""Settings, validated once at start-up and injected (never read at import time).
+
+Every field can be set by an ``OLOGIES_``-prefixed environment variable or a ``.env`` file.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("ologies-data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OLOGIES_", env_file=".env", extra="ignore")
+
+    #: where the DICOM objects live: file:///path, s3://bucket/prefix or memory://
+    store_url: str = Field(default_factory=lambda: (DEFAULT_DATA_DIR / "store").resolve().as_uri())
+    #: the search index: sqlite:///path or http(s)://elasticsearch:9200
+    index_url: str = Field(default_factory=lambda: "sqlite:///" + str((DEFAULT_DATA_DIR / "index.sqlite3").resolve()))
+    #: accept NHS numbers in the 999 test range (DECISIONS.md 13); defaults to True only on the
+    #: embedded backends, so a production deployment must opt in explicitly
+    allow_test_nhs_numbers: bool | None = None
+    #: local time zone for EXIF times without an offset (DECISIONS.md 12)
+    local_timezone: str = "Europe/London"
+    #: largest accepted request body, in bytes (413 above it)
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    #: largest single file, in bytes
+    max_file_bytes: int = 512 * 1024 * 1024
+    #: most files in one upload
+    max_files_per_upload: int = 200
+    #: images above this many pixels are refused before decoding (decompression bombs)
+    max_image_pixels: int = 150_000_000
+    #: folder for spooled uploads; defaults to the system temporary folder
+    spool_dir: Path | None = None
+    organisations_file: Path | None = None
+    rendered_max_size: int = 2048
+    thumbnail_size: int = 256
+    #: seconds between passes of the reconciler that drains "index pending" markers
+    reconcile_interval_seconds: float = 10.0
+
+    # S3 options (used when store_url is s3://)
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_server_side_encryption: str | None = None  # e.g. AES256 or aws:kms
+    s3_connect_timeout: float = 5.0
+    s3_read_timeout: float = 30.0
+    s3_max_attempts: int = 3
+    s3_multipart_threshold: int = 16 * 1024 * 1024
+
+    # Elasticsearch options (used when index_url is http(s)://)
+    es_index_prefix: str = "ologies"
+    es_username: str | None = None
+    es_password: str | None = None
+    es_timeout: float = 10.0
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_scheme(cls, value: str) -> str:
+        scheme = urlparse(value).scheme
+        if scheme not in {"file", "s3", "memory"}:
+            raise ValueError(f"OLOGIES_STORE_URL scheme {scheme!r} is not one of file, s3, memory")
+        return value
+
+    @field_validator("index_url")
+    @classmethod
+    def _index_scheme(cls, value: str) -> str:
+        scheme = urlparse(value).scheme
+        if scheme not in {"sqlite", "http", "https"}:
+            raise ValueError(f"OLOGIES_INDEX_URL scheme {scheme!r} is not one of sqlite, http, https")
+        return value
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"OLOGIES_LOCAL_TIMEZONE {value!r} is not a known time zone") from None
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_and_combinations(self) -> "Settings":
+        if self.allow_test_nhs_numbers is None:
+            self.allow_test_nhs_numbers = self.is_embedded
+        if urlparse(self.store_url).scheme == "s3" and not urlparse(self.store_url).netloc:
+            raise ValueError("OLOGIES_STORE_URL s3://bucket/prefix needs a bucket name")
+        if self.max_file_bytes > self.max_upload_bytes:
+            self.max_file_bytes = self.max_upload_bytes
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        return urlparse(self.store_url).scheme in {"file", "memory"} and self.index_url.startswith("sqlite:")

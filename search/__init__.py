@@ -1,0 +1,1 @@
+"""The search index: a derived, rebuildable view of what the object store holds."""

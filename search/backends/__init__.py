@@ -1,0 +1,1 @@
+"""Search-index adapters: sqlite (embedded default) and elasticsearch."""

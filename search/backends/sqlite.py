@@ -1,0 +1,233 @@
+"""SQLite search index, the embedded default (``sqlite:///path/index.sqlite3``).
+
+One ``instances`` table whose columns are the document's DICOM keywords, plus an FTS5 table
+(unicode61 tokenizer with diacritics removed) for free text. WAL mode lets searches run while an
+upload or a rebuild writes; a rebuild runs in one transaction, so readers keep seeing the old
+rows until it commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from repository.errors import IndexUnavailable, NotFound
+from search.document import ALL_FIELDS, INT_KEYWORDS, INTERNAL_INT, fold
+from search.query import InstanceQuery, SearchPage
+
+_INT_FIELDS = set(INT_KEYWORDS) | set(INTERNAL_INT)
+_COLUMNS = ", ".join(f'"{f}" {"INTEGER" if f in _INT_FIELDS else "TEXT"}' for f in ALL_FIELDS)
+_FACET_COLUMNS = {
+    "specialty": "_specialty",
+    "body_site": "_body_site_code",
+    "trust": "_trust",
+    "year": "_year",
+    "modality": "Modality",
+}
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS instances ({_COLUMNS}, PRIMARY KEY ("SOPInstanceUID"));
+CREATE INDEX IF NOT EXISTS instances_patient ON instances ("PatientID", "_capture_date");
+CREATE INDEX IF NOT EXISTS instances_study ON instances ("StudyInstanceUID");
+CREATE INDEX IF NOT EXISTS instances_series ON instances ("SeriesInstanceUID");
+CREATE INDEX IF NOT EXISTS instances_capture ON instances ("_capture_date", "ContentTime");
+CREATE INDEX IF NOT EXISTS instances_tracking ON instances ("TrackingID");
+CREATE VIRTUAL TABLE IF NOT EXISTS instances_fts USING fts5(
+    uid UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+_INSERT = (
+    f'INSERT OR REPLACE INTO instances ({", ".join(chr(34) + f + chr(34) for f in ALL_FIELDS)}) '
+    f'VALUES ({", ".join("?" for _ in ALL_FIELDS)})'
+)
+
+
+def _fts_body(doc: dict[str, object]) -> str:
+    parts = ("ImageComments", "_body_site_meaning", "StudyDescription", "SeriesDescription",
+             "PatientName", "DocumentTitle", "TrackingID")  # fmt: skip
+    return " ".join(str(doc.get(p) or "").replace("^", " ") for p in parts)
+
+
+def _fts_match(text: str) -> str:
+    # Quote every term so that user input can never be FTS5 syntax; each is a prefix match.
+    terms = [t.replace('"', '""') for t in fold(text).split() if t.strip('"')]
+    return " AND ".join(f'"{t}"*' for t in terms)
+
+
+class SQLiteIndex:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._memory_conn: sqlite3.Connection | None = None
+        self._write_lock = threading.Lock()
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self.path == ":memory:":
+            # One shared connection, so every thread sees the same in-memory database.
+            if self._memory_conn is None:
+                self._memory_conn = sqlite3.connect(":memory:", check_same_thread=False)
+                self._memory_conn.row_factory = sqlite3.Row
+            return self._memory_conn
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise IndexUnavailable(f"SQLite index {self.path} cannot be opened: {exc}") from exc
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    def _run(self, fn):  # type: ignore[no-untyped-def]
+        try:
+            return fn(self._connect())
+        except sqlite3.OperationalError as exc:
+            raise IndexUnavailable(f"SQLite index unavailable: {exc}") from exc
+
+    # -- port --------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        with self._write_lock:
+            self._run(lambda c: c.executescript(_SCHEMA))
+
+    def _write(self, conn: sqlite3.Connection, docs: Iterable[dict[str, object]]) -> int:
+        n = 0
+        for doc in docs:
+            uid = doc["SOPInstanceUID"]
+            conn.execute(_INSERT, [doc.get(f) for f in ALL_FIELDS])
+            conn.execute("DELETE FROM instances_fts WHERE uid = ?", (uid,))
+            conn.execute("INSERT INTO instances_fts (uid, body) VALUES (?, ?)", (uid, fold(_fts_body(doc))))
+            n += 1
+        return n
+
+    def upsert(self, document: dict[str, object]) -> None:
+        self.upsert_many([document])
+
+    def upsert_many(self, documents: Iterable[dict[str, object]]) -> int:
+        def go(conn: sqlite3.Connection) -> int:
+            with conn:
+                return self._write(conn, documents)
+
+        with self._write_lock:
+            return int(self._run(go))
+
+    def get(self, sop_instance_uid: str) -> dict[str, object]:
+        row = self._run(
+            lambda c: c.execute('SELECT * FROM instances WHERE "SOPInstanceUID" = ?', (sop_instance_uid,)).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"instance {sop_instance_uid} is not indexed")
+        return dict(row)
+
+    def delete(self, sop_instance_uid: str) -> None:
+        def go(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute('DELETE FROM instances WHERE "SOPInstanceUID" = ?', (sop_instance_uid,))
+                conn.execute("DELETE FROM instances_fts WHERE uid = ?", (sop_instance_uid,))
+
+        with self._write_lock:
+            self._run(go)
+
+    def rebuild(self, documents: Iterable[dict[str, object]]) -> int:
+        def go(conn: sqlite3.Connection) -> int:
+            # One transaction: WAL readers keep the old snapshot until COMMIT.
+            with conn:
+                conn.execute("DELETE FROM instances")
+                conn.execute("DELETE FROM instances_fts")
+                return self._write(conn, documents)
+
+        with self._write_lock:
+            return int(self._run(go))
+
+    def count(self) -> int:
+        return int(self._run(lambda c: c.execute("SELECT COUNT(*) FROM instances").fetchone()[0]))
+
+    def iter_uids(self) -> Iterator[str]:
+        rows = self._run(lambda c: c.execute('SELECT "SOPInstanceUID" FROM instances').fetchall())
+        return (r[0] for r in rows)
+
+    def ping(self) -> None:
+        self._run(lambda c: c.execute("SELECT 1 FROM instances LIMIT 1").fetchall())
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- search ------------------------------------------------------------------------------
+    def search(self, query: InstanceQuery) -> SearchPage:
+        where, params = _where(query)
+        order = '"_capture_date" DESC, "ContentTime" DESC, "SOPInstanceUID"' if query.newest_first else '"_capture_date", "ContentTime", "SOPInstanceUID"'
+
+        def go(conn: sqlite3.Connection) -> SearchPage:
+            total = conn.execute(f"SELECT COUNT(*) FROM instances WHERE {where}", params).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT * FROM instances WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, query.limit, query.offset],
+            ).fetchall()
+            facets: dict[str, dict[str, int]] = {}
+            for name in query.facets:
+                column = _FACET_COLUMNS[name]
+                counts = conn.execute(
+                    f'SELECT "{column}", COUNT(*) FROM instances WHERE {where} AND "{column}" IS NOT NULL '
+                    f'AND "{column}" != \'\' GROUP BY "{column}" ORDER BY COUNT(*) DESC, "{column}"',
+                    params,
+                ).fetchall()
+                facets[name] = {str(value): int(n) for value, n in counts}
+            return SearchPage(int(total), [dict(r) for r in rows], facets, query.limit, query.offset)
+
+        return self._run(go)  # type: ignore[no-any-return]
+
+
+def _where(query: InstanceQuery) -> tuple[str, list[object]]:
+    clauses: list[str] = ["1=1"]
+    params: list[object] = []
+
+    def equals(column: str, value: object) -> None:
+        if value not in (None, ""):
+            clauses.append(f'"{column}" = ?')
+            params.append(value)
+
+    equals("PatientID", query.patient_id)
+    equals("_specialty", query.specialty)
+    equals("_body_site_code", query.body_site)
+    equals("_trust", query.trust)
+    equals("Modality", query.modality)
+    equals("StudyInstanceUID", query.study_instance_uid)
+    equals("SeriesInstanceUID", query.series_instance_uid)
+    equals("TrackingID", query.tracking_id)
+    if query.patient_birth_date:
+        equals("PatientBirthDate", query.patient_birth_date.strftime("%Y%m%d"))
+    if query.sop_instance_uids:
+        clauses.append(f'"SOPInstanceUID" IN ({", ".join("?" for _ in query.sop_instance_uids)})')
+        params.extend(query.sop_instance_uids)
+    if query.trusts_visible is not None:
+        if not query.trusts_visible:
+            clauses.append("0=1")
+        else:
+            clauses.append(f'"_trust" IN ({", ".join("?" for _ in query.trusts_visible)})')
+            params.extend(query.trusts_visible)
+    if query.date_from:
+        clauses.append('"_capture_date" >= ?')
+        params.append(query.date_from.isoformat())
+    if query.date_to:
+        clauses.append('"_capture_date" <= ?')
+        params.append(query.date_to.isoformat())
+    if query.patient_name:
+        # Prefix match on any word of the folded name: "sian" finds "Siân", "o'brien" finds
+        # "O'Brien-Jones".
+        needle = fold(query.patient_name.strip()).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("(\"_patient_name_folded\" LIKE ? ESCAPE '\\' OR \"_patient_name_folded\" LIKE ? ESCAPE '\\')")
+        params.extend([f"{needle}%", f"% {needle}%"])
+    if query.text.strip():
+        match = _fts_match(query.text)
+        if match:
+            clauses.append('"SOPInstanceUID" IN (SELECT uid FROM instances_fts WHERE instances_fts MATCH ?)')
+            params.append(match)
+    return " AND ".join(clauses), params

@@ -1,0 +1,111 @@
+"""The index document of one stored instance, derived from the DICOM object alone.
+
+Because everything here comes from the object's own header, a listing of the store is enough to
+rebuild the index (DECISIONS.md 1). Field names are DICOM keywords; fields the standard has no
+keyword for, and internal bookkeeping, start with an underscore.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+
+from pydicom import Dataset
+
+from repository.private_tags import get_private
+from repository.store import StoredObject
+
+TEXT_KEYWORDS = (
+    "SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID",
+    "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
+    "StudyDate", "StudyTime", "StudyDescription", "StudyID", "AccessionNumber",
+    "Modality", "SeriesDescription", "BodyPartExamined", "InstitutionName",
+    "InstitutionalDepartmentName", "OperatorsName", "ImageComments", "Manufacturer",
+    "ManufacturerModelName", "ContentDate", "ContentTime", "AcquisitionDateTime",
+    "TimezoneOffsetFromUTC", "TrackingID", "TrackingUID", "LossyImageCompression",
+    "DocumentTitle", "MIMETypeOfEncapsulatedDocument",
+)  # fmt: skip
+INT_KEYWORDS = ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
+INTERNAL_TEXT = (
+    "PatientName", "Laterality", "TransferSyntaxUID", "_trust", "_specialty",
+    "_body_site_code", "_body_site_meaning", "_consent", "_consent_status",
+    "_capture_date", "_object_key", "_sha256", "_original_sha256",
+    "_original_media_type", "_patient_temporary", "_patient_name_folded", "_stored_at",
+    "_ingest_route",
+)  # fmt: skip
+INTERNAL_INT = ("_year", "_size")
+ALL_FIELDS = TEXT_KEYWORDS + INT_KEYWORDS + INTERNAL_TEXT + INTERNAL_INT
+
+_LATERALITY_MODIFIERS = {"7771000": "L", "24028007": "R", "51440002": "B"}
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents: Siân -> sian, Zoë -> zoe (for tolerant name search)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _laterality(ds: Dataset) -> str:
+    for keyword in ("ImageLaterality", "Laterality"):
+        if ds.get(keyword):
+            return str(ds.get(keyword))
+    region = ds.get("AnatomicRegionSequence")
+    if region:
+        for modifier in region[0].get("AnatomicRegionModifierSequence", []):
+            found = _LATERALITY_MODIFIERS.get(str(modifier.get("CodeValue", "")))
+            if found:
+                return found
+    return "U"
+
+
+def _capture_date(ds: Dataset) -> str:
+    for keyword in ("ContentDate", "AcquisitionDateTime", "StudyDate"):
+        value = _text(ds, keyword)
+        if len(value) >= 8 and value[:8].isdigit():
+            return f"{value[0:4]}-{value[4:6]}-{value[6:8]}"
+    return ""
+
+
+def document_from_dataset(ds: Dataset, stored: StoredObject, *, sha256: str | None = None) -> dict[str, object]:
+    """Build the flat index document for ``ds`` stored as ``stored``."""
+    doc: dict[str, object] = {k: _text(ds, k) for k in TEXT_KEYWORDS}
+    for keyword in INT_KEYWORDS:
+        value = ds.get(keyword)
+        try:
+            doc[keyword] = int(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            doc[keyword] = None
+    name = ds.get("PatientName")
+    doc["PatientName"] = str(name) if name else ""
+    doc["_patient_name_folded"] = fold(str(name).replace("^", " ")) if name else ""
+    doc["Laterality"] = _laterality(ds)
+    doc["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID) if "file_meta" in dir(ds) and ds.file_meta.get("TransferSyntaxUID") else ""
+    private = get_private(ds)
+    doc["_trust"] = private.get("TrustODSCode", "")
+    doc["_specialty"] = private.get("SpecialtyCode", "")
+    doc["_consent"] = private.get("ConsentLevel", "")
+    doc["_consent_status"] = private.get("ConsentStatus", "")
+    doc["_original_sha256"] = private.get("OriginalSHA256", "")
+    doc["_original_media_type"] = private.get("OriginalMediaType", "")
+    doc["_ingest_route"] = private.get("IngestRoute", "")
+    doc["_patient_temporary"] = private.get("PatientIdIsTemporary", "NO")
+    region = ds.get("AnatomicRegionSequence")
+    doc["_body_site_code"] = str(region[0].get("CodeValue", "")) if region else ""
+    doc["_body_site_meaning"] = str(region[0].get("CodeMeaning", "")) if region else ""
+    capture_date = _capture_date(ds)
+    doc["_capture_date"] = capture_date
+    doc["_year"] = int(capture_date[:4]) if capture_date else None
+    doc["_object_key"] = stored.key
+    doc["_size"] = stored.size
+    doc["_sha256"] = sha256 or stored.sha256 or ""
+    doc["_stored_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return doc

@@ -1,0 +1,41 @@
+"""``create_app(settings)``: the composition root of the web service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from repository.settings import Settings
+from web.errors import install_error_handlers
+from web.limits import BodySizeLimit
+from web.routes import health, images, instances, reference, search
+from web.services import Services
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None, reconcile: bool = True) -> FastAPI:
+    settings = settings or (services.settings if services else Settings())
+    built = services or Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if reconcile:
+            built.start_reconciler()
+        try:
+            yield
+        finally:
+            built.close()
+
+    app = FastAPI(
+        title="Ologies",
+        version="0.1.0",
+        description="Central repository for clinical photographs, dermoscopy and video, stored as DICOM.",
+        lifespan=lifespan,
+    )
+    app.state.services = built
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    install_error_handlers(app)
+    for module in (health, images, search, instances, reference):
+        app.include_router(module.router)
+    return app

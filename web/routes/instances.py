@@ -1,0 +1,77 @@
+"""One instance: metadata, the DICOM file, and its JPEG renditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from repository.errors import IndexUnavailable, NotFound
+from search.document import document_from_dataset
+from web.deps import ServicesDep
+from web.views import instance_view
+
+router = APIRouter(prefix="/api/v1/instances", tags=["instances"])
+
+# Instances never change under a UID, so their renditions can be cached hard (privately:
+# these are patient images and must not sit in shared caches).
+IMMUTABLE = "private, max-age=86400, immutable"
+
+
+@router.get("/{uid}")
+def instance_metadata(uid: str, services: ServicesDep) -> dict[str, Any]:
+    """Metadata of one instance (from the index, or from the object itself if not yet indexed)."""
+    repository = services.repository
+    try:
+        return instance_view(repository.index.get(uid))
+    except (NotFound, IndexUnavailable):
+        key = repository.locate(uid)  # NotFound here means it really does not exist
+        header = repository.read_instance_header(uid)
+        return instance_view(document_from_dataset(header, repository.store.head(key)))
+
+
+@router.get("/{uid}/file", response_class=StreamingResponse, responses={200: {"content": {"application/dicom": {}}}})
+def instance_file(uid: str, services: ServicesDep) -> StreamingResponse:
+    """The stored DICOM object, byte for byte (application/dicom)."""
+    repository = services.repository
+    key = repository.locate(uid)
+    size = repository.store.head(key).size
+    handle = repository.store.open(key)
+
+    def chunks():  # type: ignore[no-untyped-def]
+        with handle:
+            while chunk := handle.read(1024 * 1024):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/dicom",
+        headers={
+            "Content-Length": str(size),
+            "Content-Disposition": f'attachment; filename="{uid}.dcm"',
+            "Cache-Control": IMMUTABLE,
+        },
+    )
+
+
+def _jpeg(data: bytes, uid: str, name: str, request: Request) -> Response:
+    etag = f'"{uid}-{name}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
+    return Response(data, media_type="image/jpeg", headers={"ETag": etag, "Cache-Control": IMMUTABLE})
+
+
+@router.get("/{uid}/rendered", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+async def instance_rendered(uid: str, request: Request, services: ServicesDep) -> Response:
+    """An upright JPEG rendering of the image, with no metadata."""
+    data = await run_in_threadpool(services.renditions.rendered, uid)
+    return _jpeg(data, uid, "rendered", request)
+
+
+@router.get("/{uid}/thumbnail", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+async def instance_thumbnail(uid: str, request: Request, services: ServicesDep) -> Response:
+    """A small JPEG thumbnail, with no metadata."""
+    data = await run_in_threadpool(services.renditions.thumbnail, uid)
+    return _jpeg(data, uid, "thumbnail", request)
