@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Create .venv and install Ologies with every extra and the test tools (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[all,test]'

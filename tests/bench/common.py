@@ -1,0 +1,112 @@
+"""Shared benchmark plumbing: start a server process, sample its memory, summarise latencies.
+
+Benchmarks are run by hand (see the README), never as timed assertions in the test suite.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MemorySampler:
+    """Peak resident memory of a process, sampled every 20 ms plus the kernel's VmHWM."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss_kb(self) -> int:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_kb = max(self.peak_kb, self._rss_kb())
+
+    def reset(self) -> None:
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        except OSError:
+            pass
+        self.peak_kb = self._rss_kb()
+
+    def start(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
+
+
+@contextmanager
+def ologies_server(env_overrides: dict[str, str] | None = None, workers: int = 1):
+    """Run ``ologies serve`` on a free port over a fresh temporary embedded store."""
+    data = Path(tempfile.mkdtemp(prefix="ologies-bench-"))
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "OLOGIES_STORE_URL": (data / "store").as_uri(),
+        "OLOGIES_INDEX_URL": f"sqlite:///{data / 'index.sqlite3'}",
+        "OLOGIES_ALLOW_TEST_NHS_NUMBERS": "true",
+        "OLOGIES_SPOOL_DIR": str(data),
+    })  # fmt: skip
+    env.update(env_overrides or {})
+    log = (data / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"server did not start; see {data / 'server.log'}")
+        yield base, proc.pid, data
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def summarise(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    if not ordered:
+        return {"p50_ms": 0.0, "p95_ms": 0.0, "max_ms": 0.0}
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))] * 1000
+
+    return {"p50_ms": round(pct(0.5), 1), "p95_ms": round(pct(0.95), 1), "max_ms": round(ordered[-1] * 1000, 1),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}  # fmt: skip

@@ -1,0 +1,67 @@
+"""Shared fixtures: settings objects (never environment variables), an app over temporary
+embedded backends, and the patient fields of a valid upload."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from repository.settings import Settings
+
+# Valid Modulus 11 numbers from the 999 test range: never a real patient.
+NHS_A = "9990000018"
+NHS_B = "9990000026"
+NHS_C = "9990000034"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(
+        store_url=(tmp_path / "store").as_uri(),
+        index_url=f"sqlite:///{tmp_path / 'index.sqlite3'}",
+        allow_test_nhs_numbers=True,
+        spool_dir=tmp_path,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def app(settings):
+    from web.app import create_app
+
+    return create_app(settings, reconcile=False)
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def services(app):
+    return app.state.services
+
+
+def patient_fields(nhs_number: str = NHS_A, **overrides: str) -> dict[str, str]:
+    fields = {
+        "nhs_number": nhs_number,
+        "family_name": "O'Brien-Jones",
+        "given_name": "Siân",
+        "birth_date": "1984-03-02",
+        "sex": "F",
+        "trust": "REM",
+        "specialty": "dermatology",
+        "body_site": "14975008",
+        "laterality": "L",
+        "consent": "clinical-care",
+        "description": "Pigmented lesion, irregular border",
+        "photographer": "Llŷr Evans",
+    }
+    fields.update(overrides)
+    return fields
+
+
+@pytest.fixture
+def fields() -> dict[str, str]:
+    return patient_fields()

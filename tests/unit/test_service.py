@@ -1,0 +1,160 @@
+"""Write ordering, idempotency, conflicts and recovery of the Repository service.
+
+The objects here are small hand-built DICOM datasets, so these tests exercise the service alone;
+the converters' objects go through the same path in tests/web.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+from repository import keys
+from repository.backends.memory import MemoryObjectStore
+from repository.errors import Conflict, IndexUnavailable, NotFound
+from repository.service import PreparedInstance, Repository
+from search.backends.sqlite import SQLiteIndex
+from search.query import InstanceQuery
+
+
+class FlakyIndex(SQLiteIndex):
+    """A real SQLite index that can be switched off, as an outage would."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.down = False
+
+    def upsert(self, document):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise IndexUnavailable("index is down")
+        super().upsert(document)
+
+
+def write_instance(tmp: Path, sop: str, patient: str = "9990000018", comment: str = "") -> PreparedInstance:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"
+    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"
+    ds.SOPInstanceUID = sop
+    ds.StudyInstanceUID = "2.25.1"
+    ds.SeriesInstanceUID = "2.25.2"
+    ds.PatientID = patient
+    ds.PatientName = "Zoë^Llŷr"
+    ds.Modality = "XC"
+    ds.ContentDate = "20240301"
+    ds.ImageComments = comment
+    path = tmp / f"{sop}-{comment}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    data = path.read_bytes()
+    return PreparedInstance(path, sop, "2.25.1", "2.25.2", patient, hashlib.sha256(data).hexdigest(), len(data))
+
+
+@pytest.fixture
+def repo() -> Repository:
+    index = FlakyIndex()
+    index.ensure_schema()
+    return Repository(MemoryObjectStore(), index)
+
+
+def test_store_then_find_by_uid_and_search(repo, tmp_path):
+    outcome = repo.store_instance(write_instance(tmp_path, "2.25.100"))
+    assert outcome.status == "created" and outcome.indexed
+    assert outcome.key == keys.instance_key("2.25.1", "2.25.2", "2.25.100")
+    assert repo.read_instance_header("2.25.100").PatientName == "Zoë^Llŷr"
+    assert repo.index.search(InstanceQuery(patient_id="9990000018")).total == 1
+    assert list(repo.store.iter_keys(keys.PENDING)) == []
+
+
+def test_same_instance_twice_is_stored_once(repo, tmp_path):
+    item = write_instance(tmp_path, "2.25.100")
+    repo.store_instance(item)
+    again = repo.store_instance(item)
+    assert again.status == "existing" and again.indexed
+    assert len(list(repo.iter_instance_keys())) == 1
+
+
+def test_same_image_for_another_patient_is_a_conflict_that_does_not_name_them(repo, tmp_path):
+    repo.store_instance(write_instance(tmp_path, "2.25.100", patient="9990000018"))
+    with pytest.raises(Conflict) as caught:
+        repo.store_instance(write_instance(tmp_path, "2.25.100", patient="9990000026"))
+    assert "9990000018" not in caught.value.message and "Zo" not in caught.value.message
+    assert repo.read_instance_header("2.25.100").PatientID == "9990000018"
+
+
+def test_different_content_under_an_existing_dicom_uid_is_a_conflict(repo, tmp_path):
+    first = write_instance(tmp_path, "2.25.100", comment="a")
+    repo.store_instance(PreparedInstance(**{**first.__dict__, "uid_derived_from_content": False}))
+    second = write_instance(tmp_path, "2.25.100", comment="b")
+    with pytest.raises(Conflict, match="different content"):
+        repo.store_instance(PreparedInstance(**{**second.__dict__, "uid_derived_from_content": False}))
+    same = PreparedInstance(**{**first.__dict__, "uid_derived_from_content": False})
+    assert repo.store_instance(same).status == "existing"
+
+
+def test_index_outage_keeps_the_upload_and_the_reconciler_completes_it(repo, tmp_path):
+    repo.index.down = True
+    outcome = repo.store_instance(write_instance(tmp_path, "2.25.100"))
+    assert outcome.status == "created" and not outcome.indexed
+    assert repo.pending_count() == 1
+    assert repo.read_instance_header("2.25.100").SOPInstanceUID == "2.25.100"  # readable by UID
+    with pytest.raises(IndexUnavailable):
+        repo.reconcile_pending()
+    repo.index.down = False
+    assert repo.reconcile_pending() == 1
+    assert repo.pending_count() == 0
+    assert repo.index.get("2.25.100")["PatientID"] == "9990000018"
+    assert repo.check().consistent
+
+
+def test_crash_between_store_and_index_is_recovered(repo, tmp_path):
+    item = write_instance(tmp_path, "2.25.100")
+    # Simulate a process that died after writing the marker and the object, before the locator
+    # and the index: exactly what a kill -9 at that point leaves behind.
+    key = keys.instance_key("2.25.1", "2.25.2", "2.25.100")
+    repo.store.put(keys.pending_key("2.25.100"), repo._marker_body(key))
+    repo.store.put(key, item.path.read_bytes())
+    with pytest.raises(NotFound):
+        repo.locate("2.25.100")
+    report = repo.check()
+    assert report.missing_from_index == ["2.25.100"] and report.pending_markers == 1
+    assert repo.reconcile_pending() == 1
+    assert repo.locate("2.25.100") == key
+    assert repo.check().consistent and repo.check().pending_markers == 0
+
+
+def test_marker_of_an_upload_that_never_wrote_its_object_is_dropped(repo, tmp_path):
+    repo.store.put(keys.pending_key("2.25.9"), repo._marker_body(keys.instance_key("2.25.1", "2.25.2", "2.25.9")))
+    assert repo.reconcile_pending() == 0
+    assert repo.pending_count() == 1  # young: the upload may still be writing
+    assert repo.reconcile_pending(force=True) == 0
+    assert repo.pending_count() == 0
+
+
+def test_reindex_rebuilds_index_and_locators_from_the_store_alone(repo, tmp_path):
+    for n in range(5):
+        repo.store_instance(write_instance(tmp_path, f"2.25.{200 + n}"))
+    for key in list(repo.store.iter_keys(keys.LOCATORS)):
+        repo.store.delete(key)
+    repo.index.rebuild([])
+    assert repo.index.count() == 0
+    seen: list[str] = []
+    assert repo.reindex(progress=seen.append) == 5
+    assert len(seen) == 5
+    assert repo.index.count() == 5
+    assert repo.locate("2.25.203").endswith("2.25.203.dcm")
+    assert repo.check().consistent
+
+
+def test_check_reports_index_entries_without_objects(repo, tmp_path):
+    repo.store_instance(write_instance(tmp_path, "2.25.100"))
+    repo.store.delete(keys.instance_key("2.25.1", "2.25.2", "2.25.100"))
+    report = repo.check()
+    assert report.missing_from_store == ["2.25.100"] and not report.consistent
