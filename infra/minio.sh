@@ -12,6 +12,11 @@ MINIO_MODULE_VERSION="${MINIO_MODULE_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_PORT="${MINIO_PORT:-9000}"
 export MINIO_ROOT_USER="${MINIO_ROOT_USER:-ologies}"
 export MINIO_ROOT_PASSWORD="${MINIO_ROOT_PASSWORD:-ologies-secret}"
+# SSE-S3 (x-amz-server-side-encryption: AES256) works on AWS, so the app may ask
+# for it; MinIO needs a KMS for it, and one static test key is enough.  Set
+# MINIO_KMS_SECRET_KEY= (empty) to run without SSE (such requests are refused).
+MINIO_KMS_SECRET_KEY="${MINIO_KMS_SECRET_KEY-ologies-test-sse:b2xvZ2llcy10ZXN0LW9ubHktbWluaW8tc3NlLWtleSE=}"
+if [[ -n "$MINIO_KMS_SECRET_KEY" ]]; then export MINIO_KMS_SECRET_KEY; else unset MINIO_KMS_SECRET_KEY; fi
 MINIO_BIN_DIR="$OLOGIES_CACHE/minio/$MINIO_MODULE_VERSION/bin"
 MINIO="$MINIO_BIN_DIR/minio"
 
@@ -43,7 +48,8 @@ do_start() {
 print_endpoint() {
     cat <<EOF
 MinIO ($MINIO_MODULE_VERSION) S3 endpoint: http://127.0.0.1:$MINIO_PORT
-  access key: $MINIO_ROOT_USER   secret key: $MINIO_ROOT_PASSWORD   region: us-east-1   data: $DATA_DIR
+  access key: $MINIO_ROOT_USER   secret key: $MINIO_ROOT_PASSWORD   region: us-east-1
+  SSE-S3: $([[ -n "${MINIO_KMS_SECRET_KEY:-}" ]] && echo on || echo off)   data: $DATA_DIR
 EOF
 }
 

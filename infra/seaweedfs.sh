@@ -14,6 +14,11 @@ SEAWEEDFS_VOLUME_PORT="${SEAWEEDFS_VOLUME_PORT:-8380}"
 SEAWEEDFS_FILER_PORT="${SEAWEEDFS_FILER_PORT:-8888}"
 S3_ACCESS_KEY="${SEAWEEDFS_ACCESS_KEY:-ologies}"
 S3_SECRET_KEY="${SEAWEEDFS_SECRET_KEY:-ologies-secret}"
+# SSE-S3 (x-amz-server-side-encryption: AES256) works on AWS, so the app may ask
+# for it; weed enables it given a key (it derives the key-encryption key from
+# it).  Set WEED_S3_SSE_KEY= (empty) to run without SSE (such requests fail).
+WEED_S3_SSE_KEY="${WEED_S3_SSE_KEY-ologies-test-sse-key}"
+if [[ -n "$WEED_S3_SSE_KEY" ]]; then export WEED_S3_SSE_KEY; else unset WEED_S3_SSE_KEY; fi
 WEED="$VENV/bin/weed"
 
 install_weed() {
@@ -69,6 +74,7 @@ print_endpoint() {
     cat <<EOF
 SeaweedFS $SEAWEEDFS_VERSION S3 endpoint: http://127.0.0.1:$SEAWEEDFS_S3_PORT
   access key: $S3_ACCESS_KEY   secret key: $S3_SECRET_KEY   region: any (e.g. us-east-1), path-style addressing
+  SSE-S3: $([[ -n "${WEED_S3_SSE_KEY:-}" ]] && echo on || echo off)
   master: http://127.0.0.1:$SEAWEEDFS_MASTER_PORT   filer: http://127.0.0.1:$SEAWEEDFS_FILER_PORT   data: $DATA_DIR
 EOF
 }
