@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,12 +19,24 @@ class Limits:
     max_dimension: int = 30_000
 
 
+@dataclass(frozen=True)
+class SourceFile:
+    """An uploaded file as the registry saw it: where it is, what its magic bytes say it is, and the
+    SHA-256 and size of its bytes (streamed once, before any parsing)."""
+
+    path: Path
+    media_type: str
+    sha256: str
+    size: int
+
+
 @dataclass
 class CaptureMetadata:
     """What the camera said about the capture; GPS and owner fields are never read into it."""
 
     acquisition_datetime: dt.datetime | None = None  # aware (with tzinfo) when known
-    time_flags: list[str] = field(default_factory=list)  # DST_GAP_SHIFTED, DST_OVERLAP_EARLIER
+    # OFFSET_INFERRED (no EXIF offset: read as local time), DST_GAP_SHIFTED, DST_OVERLAP_EARLIER
+    time_flags: list[str] = field(default_factory=list)
     manufacturer: str = ""
     model: str = ""
     software: str = ""
@@ -71,6 +84,13 @@ class CapturedImage:
     derivation_description: str = ""
     capture: CaptureMetadata = field(default_factory=CaptureMetadata)
     icc_profile: bytes | None = None
+    # Chroma subsampling of a JPEG bitstream as found in its frame header ("4:2:0", "4:2:2",
+    # "4:4:4", ...); empty for native pixels and greyscale. Informative: the Photometric
+    # Interpretation of YCbCr JPEG is YBR_FULL_422 whatever this says (see converters.jpeg).
+    chroma_subsampling: str = ""
+    # Things a person may want to know about the conversion, as stable upper-case codes, e.g.
+    # EXIF_ORIENTATION_INVALID, ALPHA_COMPOSITED, BIT_DEPTH_REDUCED, ICC_PROFILE_INVALID.
+    flags: list[str] = field(default_factory=list)
 
     @property
     def lossy(self) -> bool:
