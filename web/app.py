@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from repository.settings import Settings
 from web.errors import install_error_handlers
 from web.limits import BodySizeLimit
+from web.pages import router as pages_router
 from web.routes import health, images, instances, reference, search
 from web.services import Services
 
@@ -38,4 +39,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_error_handlers(app)
     for module in (health, images, search, instances, reference):
         app.include_router(module.router)
+    app.include_router(pages_router)
     return app

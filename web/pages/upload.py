@@ -1,0 +1,104 @@
+"""Photographers' upload page.
+
+With JavaScript the page sends each photograph as its own ``POST /api/v1/images`` (see
+static/js/upload-queue.js); without it, the form posts here and this route hands the whole batch
+to the same ingestor the API uses, then shows what became of each file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import Query, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from repository.errors import InvalidInput, OlogiesError
+from repository.patients import normalise_patient_id
+from web.errors import status_for
+from web.pages import forms, timeline
+from web.pages.context import Page, PageDep, page_router
+from web.routes.images import FORM_FIELDS, _spool_uploads
+
+router = page_router()
+HISTORY_SHOWN = 8  # the latest few images: enough to recognise the patient and the wound
+THUMBNAIL_BOX = 120
+
+
+def _render_form(page: Page, values: dict[str, Any], errors: forms.FormErrors, history: dict[str, Any] | None) -> Response:
+    settings = page.services.settings
+    return page.render(
+        "upload.jinja",
+        422 if errors else 200,
+        values=values,
+        birth_date_parts=forms.birth_date_parts(values.get("birth_date")),
+        errors=errors,
+        history=history,
+        allow_test_numbers=bool(settings.allow_test_nhs_numbers),
+        max_file_bytes=min(settings.max_file_bytes, settings.max_upload_bytes - 256 * 1024),
+        **forms.choices(page.catalogue),
+    )
+
+
+def _history(page: Page, nhs_number: str, values: dict[str, Any], errors: forms.FormErrors) -> dict[str, Any] | None:
+    """The patient's latest images and, for a patient already known, the demographics to prefill."""
+    try:
+        patient_id, _ = normalise_patient_id(nhs_number, allow_test_numbers=bool(page.services.settings.allow_test_nhs_numbers))
+    except InvalidInput as exc:
+        errors.add_exception(exc)
+        return None
+    result = page.services.repository.index.search(timeline.patient_query(patient_id, facets=False))
+    images = timeline.views(result)[:HISTORY_SHOWN]
+    for image in images:
+        image["thumb_width"], image["thumb_height"] = timeline.thumbnail_box(image, THUMBNAIL_BOX)
+    if images:
+        for name, value in forms.demographics_from(images[0]).items():
+            if not values.get(name):
+                values[name] = value
+    values["nhs_number"] = patient_id
+    return {"patient_id": patient_id, "total": result.total, "images": images}
+
+
+@router.get("/upload")
+def upload_form(page: PageDep, nhs_number: str = Query("", max_length=64)) -> Response:
+    """The form; with ``?nhs_number=`` (the "Find patient" button without JavaScript) it also
+    shows the patient's latest images and prefills the patient's details from them."""
+    values: dict[str, Any] = {"nhs_number": nhs_number}
+    errors = forms.FormErrors()
+    history = _history(page, nhs_number, values, errors) if nhs_number else None
+    return _render_form(page, values, errors, history)
+
+
+@router.post("/upload")
+async def upload_submit(page: PageDep) -> Response:
+    form = await page.request.form()
+    errors = forms.FormErrors()
+    values: dict[str, Any] = {name: str(form.get(name) or "") for name in FORM_FIELDS}
+    values["birth_date"] = forms.birth_date_from_parts(form, errors)
+    # A browser sends an empty part for a file input left empty (the camera input, usually).
+    uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile) and u.filename and (u.size is None or u.size > 0)]
+    if not uploads:
+        errors.add("file", forms.REQUIRED["file"])
+    if errors:
+        return _render_form(page, values, errors, None)
+    spool = Path(tempfile.mkdtemp(prefix="ologies-page-upload-", dir=page.services.settings.spool_dir))
+    try:
+        incoming = await run_in_threadpool(_spool_uploads, uploads, spool)
+        batch = await run_in_threadpool(page.services.ingestor.ingest, incoming, values, route="web")
+    except OlogiesError as exc:
+        errors.add_exception(exc)
+        response = _render_form(page, values, errors, None)
+        response.status_code = status_for(exc)
+        return response
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+        for upload in uploads:
+            await upload.close()
+    return page.render("upload_done.jinja", batch=batch, patient_id=batch_patient(values))
+
+
+def batch_patient(values: dict[str, Any]) -> str:
+    return str(values.get("nhs_number") or "").replace(" ", "").replace("-", "").upper()

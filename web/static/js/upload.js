@@ -1,0 +1,245 @@
+// The upload page, enhanced: the NHS number checked as it is typed, the patient's latest
+// photographs and details fetched once it is valid, body site search, and the photographs
+// uploaded one by one with progress (upload-queue.js). Without this script the form still
+// posts to /upload and the server does the same work.
+
+import { checkNhsNumber, displayNhsNumber } from './nhs-number.js';
+import { clearFieldError, setFieldError, showErrorSummary } from './form-errors.js';
+import { enhanceBodySite } from './body-site.js';
+import { UploadQueue } from './upload-queue.js';
+import { renderHistory } from './history.js';
+
+const form = document.getElementById('upload-form');
+const slot = document.getElementById('error-summary-slot');
+const summary = document.getElementById('upload-summary');
+const allowTestNumbers = form.dataset.allowTestNumbers === 'true';
+const nhsInput = document.getElementById('nhs_number');
+const nhsStatus = document.getElementById('nhs_number-status');
+const history = document.getElementById('history');
+const DEMOGRAPHICS = ['family_name', 'given_name', 'birth_date[day]', 'birth_date[month]', 'birth_date[year]'];
+const ANCHORS = { birth_date: 'birth_date-day', sex: 'sex', laterality: 'laterality', consent: 'consent', modality: 'modality' };
+const REQUIRED = {
+  family_name: "Enter the patient's last name",
+  trust: 'Select the trust',
+  specialty: 'Select the specialty',
+  body_site: 'Select the body site',
+  consent: 'Select the consent the patient gave',
+  photographer: "Enter the photographer's name",
+};
+
+document.querySelectorAll('[data-js-hide]').forEach((el) => { el.hidden = true; });
+
+// nhsuk-frontend 10.6.1's drop button puts its status ("No file chosen") and "Choose
+// photographs" side by side with no space between them outside a visually hidden comma, so
+// its visible text runs the words together ("chosenChoose") and axe reports a WCAG 2.5.3
+// "label in name" failure. A space restores the words; nothing visible changes.
+const dropStatus = form.querySelector('.nhsuk-file-upload__drop-button .nhsuk-file-upload__status');
+if (dropStatus) dropStatus.after(' ');
+
+// --- the patient -------------------------------------------------------------------------
+let lookedUp = '';
+let lookup = null;
+
+function prefill(patient) {
+  const values = {
+    family_name: patient.name.family,
+    given_name: patient.name.given,
+  };
+  if (patient.birth_date) {
+    const [year, month, day] = patient.birth_date.split('-');
+    Object.assign(values, { 'birth_date[day]': String(Number(day)), 'birth_date[month]': String(Number(month)), 'birth_date[year]': year });
+  }
+  for (const [name, value] of Object.entries(values)) {
+    const input = form.querySelector(`[name="${name}"]`);
+    // Fill what is empty or was filled by us for another patient; never overwrite typing.
+    if (input && (!input.value || input.dataset.prefilled === input.value)) {
+      input.value = value || '';
+      input.dataset.prefilled = input.value;
+    }
+  }
+  if (patient.sex) {
+    const radio = form.querySelector(`input[name="sex"][value="${patient.sex}"]`);
+    if (radio && !form.querySelector('input[name="sex"]:checked')) radio.checked = true;
+  }
+}
+
+function clearPrefilled() {
+  for (const name of DEMOGRAPHICS) {
+    const input = form.querySelector(`[name="${name}"]`);
+    if (input && input.dataset.prefilled && input.value === input.dataset.prefilled) input.value = '';
+    if (input) delete input.dataset.prefilled;
+  }
+}
+
+async function findPatient(id) {
+  if (lookup) lookup.abort();
+  lookup = new AbortController();
+  nhsStatus.textContent = 'Looking for this patient’s photographs…';
+  try {
+    const response = await fetch(`/api/v1/patients/${encodeURIComponent(id)}/images?limit=8`, { signal: lookup.signal, headers: { Accept: 'application/json' } });
+    if (!response.ok) throw new Error(`status ${response.status}`);
+    const body = await response.json();
+    const images = body.studies.flatMap((s) => s.instances);
+    renderHistory(history, id, body.total, images);
+    if (images.length) {
+      prefill(images[0].patient);
+      nhsStatus.textContent = `Patient found: ${images[0].patient.name.given} ${images[0].patient.name.family}. Their details are filled in below.`;
+    } else {
+      clearPrefilled();
+      nhsStatus.textContent = `A valid NHS number. No photographs are stored for ${displayNhsNumber(id)} yet: enter the patient’s details.`;
+    }
+    lookedUp = id;
+  } catch (error) {
+    if (error.name === 'AbortError') return;
+    nhsStatus.textContent = 'Could not look up this patient’s photographs just now. You can still upload.';
+  }
+}
+
+function checkNhs({ final = false } = {}) {
+  const result = checkNhsNumber(nhsInput.value, { allowTestNumbers });
+  if (result.ok) {
+    clearFieldError('nhs_number');
+    if (result.id !== lookedUp) findPatient(result.id);
+  } else {
+    lookedUp = '';
+    history.replaceChildren();
+    nhsStatus.textContent = '';
+    if (result.complete || (final && nhsInput.value.trim())) setFieldError('nhs_number', 'nhs_number', result.message);
+    else clearFieldError('nhs_number');
+  }
+  return result;
+}
+
+nhsInput.addEventListener('input', () => checkNhs());
+nhsInput.addEventListener('blur', () => checkNhs({ final: true }));
+if (nhsInput.value) checkNhs();
+
+// --- body site and side ----------------------------------------------------------------
+const siteGroup = form.querySelector('[data-body-site]');
+if (siteGroup) {
+  enhanceBodySite(siteGroup, {
+    onChoose(site) {
+      // An unpaired site (nose, chin) has no side; a paired one keeps whatever was chosen.
+      if (site.paired === false) {
+        const none = form.querySelector('input[name="laterality"][value="U"]');
+        if (none) none.checked = true;
+      }
+    },
+  });
+}
+
+// --- validation, as the server does it -----------------------------------------------------
+function birthDateError() {
+  const parts = ['day', 'month', 'year'].map((p) => form.querySelector(`[name="birth_date[${p}]"]`).value.trim());
+  if (!parts.some(Boolean)) return "Enter the patient's date of birth";
+  if (!parts.every(Boolean)) return 'Date of birth must include a day, month and year';
+  const [day, month, year] = parts.map(Number);
+  const date = new Date(Date.UTC(year, month - 1, day));
+  if (parts[2].length !== 4) return 'Year must include 4 numbers';
+  if (Number.isNaN(date.getTime()) || date.getUTCDate() !== day || date.getUTCMonth() !== month - 1) return 'Date of birth must be a real date';
+  const today = new Date();
+  if (date > new Date(Date.UTC(today.getFullYear(), today.getMonth(), today.getDate()))) return 'Date of birth must be today or in the past';
+  if (year < 1880) return 'Date of birth must be after 1880';
+  return '';
+}
+
+// By name, not form.elements.namedItem: the body site search box has the id "body_site" and the
+// hidden select the name, and namedItem would return both.
+function value(field) {
+  if (field === 'consent') return (form.querySelector('input[name="consent"]:checked') || {}).value;
+  return form.querySelector(`[name="${field}"]`).value;
+}
+
+// In the order of the page, so that the summary reads top to bottom.
+function validate() {
+  const errors = [];
+  const nhs = checkNhsNumber(nhsInput.value, { allowTestNumbers });
+  if (!nhs.ok) errors.push({ field: 'nhs_number', text: nhs.message });
+  // An unidentified patient (a TMP- identifier) may have no name or date of birth yet.
+  const temporary = nhs.ok && nhs.id.startsWith('TMP-');
+  if (!temporary && !value('family_name').trim()) errors.push({ field: 'family_name', text: REQUIRED.family_name });
+  const dateError = birthDateError();
+  if (dateError && !(temporary && dateError.startsWith('Enter'))) errors.push({ field: 'birth_date', text: dateError });
+  for (const field of ['trust', 'specialty', 'body_site', 'consent', 'photographer']) {
+    if (!String(value(field) || '').trim()) errors.push({ field, text: REQUIRED[field] });
+  }
+  if (!queue.pending().length) {
+    const text = queue.items.length ? 'Every chosen photograph has been dealt with: choose more photographs' : 'Choose at least one photograph';
+    errors.push({ field: 'file', text });
+  }
+  return errors;
+}
+
+function showErrors(errors) {
+  const withAnchors = errors.map((e) => ({ ...e, anchor: ANCHORS[e.field] || e.field }));
+  for (const field of ['nhs_number', 'family_name', 'birth_date', 'trust', 'specialty', 'body_site', 'consent', 'photographer', 'file', 'sex', 'laterality', 'description', 'consent_recorded_by', 'accession_number', 'modality']) {
+    clearFieldError(field);
+  }
+  for (const e of withAnchors) setFieldError(e.field, e.anchor, e.text);
+  showErrorSummary(slot, withAnchors);
+  document.title = document.title.replace(/^(Error: )?/, errors.length ? 'Error: ' : '');
+}
+
+// --- the photographs ---------------------------------------------------------------------
+const queue = new UploadQueue({
+  list: document.getElementById('file-list'),
+  batch: document.getElementById('batch'),
+  maxFileBytes: Number(form.dataset.maxFileBytes),
+  onFieldError(error) {
+    const text = error.message.charAt(0).toUpperCase() + error.message.slice(1);
+    showErrors([{ field: error.field, text }]);
+  },
+  onDone(items) {
+    const count = (state) => items.filter((i) => i.state === state).length;
+    const stored = count('stored');
+    const existing = count('existing');
+    const refused = count('refused');
+    const notStored = count('interrupted') + count('failed');
+    const parts = [];
+    if (stored) parts.push(`${stored} stored`);
+    if (existing) parts.push(`${existing} already stored`);
+    if (refused) parts.push(`${refused} refused`);
+    if (notStored) parts.push(`${notStored} not stored (retry)`);
+    if (!parts.length) return;
+    const heading = document.createElement('h2');
+    heading.className = 'nhsuk-heading-m';
+    heading.textContent = `Upload finished: ${parts.join(', ')}`;
+    summary.replaceChildren(heading);
+    const id = checkNhsNumber(nhsInput.value, { allowTestNumbers }).id;
+    if ((stored || existing) && id) {
+      const p = document.createElement('p');
+      const link = document.createElement('a');
+      link.href = `/patients/${encodeURIComponent(id)}`;
+      link.textContent = "See this patient's photographs";
+      p.append(link);
+      summary.append(p);
+      lookedUp = '';
+      findPatient(id);
+    }
+    summary.hidden = false;
+    summary.focus();
+  },
+});
+
+for (const id of ['file', 'camera']) {
+  // The design system's file upload moves the id "file" to its drop button, the input's to "file-input".
+  const input = [document.getElementById(`${id}-input`), document.getElementById(id)].find((el) => el && el.type === 'file');
+  if (input) input.addEventListener('change', () => { queue.add(input.files); clearFieldError('file'); });
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const errors = validate();
+  if (errors.length) { showErrors(errors); return; }
+  showErrors([]);
+  slot.replaceChildren();
+  summary.hidden = true;
+  const fields = new FormData();
+  for (const [name, value] of new FormData(form)) {
+    if (value instanceof File || name.startsWith('birth_date[')) continue;
+    fields.append(name, value);
+  }
+  const parts = ['year', 'month', 'day'].map((p) => form.querySelector(`[name="birth_date[${p}]"]`).value.trim());
+  if (parts.every(Boolean)) fields.append('birth_date', `${parts[0]}-${parts[1].padStart(2, '0')}-${parts[2].padStart(2, '0')}`);
+  queue.start(fields);
+});
