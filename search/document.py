@@ -92,7 +92,8 @@ def document_from_dataset(ds: Dataset, stored: StoredObject, *, sha256: str | No
     private = get_private(ds)
     doc["_trust"] = private.get("TrustODSCode", "")
     doc["_specialty"] = private.get("SpecialtyCode", "")
-    doc["_consent"] = private.get("ConsentLevel", "")
+    # Stored as a CS defined term (CLINICAL_CARE); indexed in the API's vocabulary (clinical-care).
+    doc["_consent"] = private.get("ConsentLevel", "").lower().replace("_", "-")
     doc["_consent_status"] = private.get("ConsentStatus", "")
     doc["_original_sha256"] = private.get("OriginalSHA256", "")
     doc["_original_media_type"] = private.get("OriginalMediaType", "")

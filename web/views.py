@@ -23,6 +23,14 @@ def _name(value: object) -> dict[str, str]:
     return {"family": family, "given": given}
 
 
+def _display_name(value: object) -> str | None:
+    """A person name for display: "Family^Given" -> "Given Family"; "Llŷr Evans^" -> "Llŷr Evans"."""
+    parts = [p for p in str(value or "").split("=")[0].split("^") if p]
+    if not parts:
+        return None
+    return " ".join(parts[1:2] + parts[:1]) if len(parts) > 1 else parts[0]
+
+
 def instance_view(doc: dict[str, Any]) -> dict[str, Any]:
     uid = str(doc["SOPInstanceUID"])
     return {
@@ -47,7 +55,7 @@ def instance_view(doc: dict[str, Any]) -> dict[str, Any]:
         "consent": doc.get("_consent"),
         "consent_status": doc.get("_consent_status"),
         "description": doc.get("ImageComments"),
-        "photographer": doc.get("OperatorsName"),
+        "photographer": _display_name(doc.get("OperatorsName")),
         "capture_date": doc.get("_capture_date") or None,
         "acquisition_datetime": doc.get("AcquisitionDateTime") or None,
         "timezone_offset": doc.get("TimezoneOffsetFromUTC") or None,

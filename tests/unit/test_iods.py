@@ -136,11 +136,11 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "dms-jpeg444-999-number": ({"kind": "444"}, {"modality": "DMS", "nhs_number": "9990000018",
                                                   "body_site": NOSE, "laterality": "U"}),
 }
-# Reviewed and accepted: our private block; DMS and some catalogue body parts missing from
-# dciodvfy's term lists; Tracking ID/UID in XC (Standard Extended); Laterality empty (unknown).
+# Reviewed and accepted: our private block; DMS missing from dciodvfy's
+# term list; Tracking ID/UID in XC (Standard Extended); Laterality empty (unknown).
 ACCEPTED_WARNINGS = re.compile(
     r"Unrecognized tag - assuming explicit value representation OK|defined term = <DMS>"
-    r"|BodyPartExamined.*Unrecognized defined term|Tracking(ID|UID).*not present in standard"
+    r"|Tracking(ID|UID).*not present in standard"
     r"|Laterality\(0020,0060\)> - is only permitted to be empty when actually unknown"
 )
 
@@ -268,8 +268,11 @@ def test_exif_attributes_and_never_gps() -> None:
 def test_general_study_series_equipment_and_private_block() -> None:
     ds = roundtrip(build(ctx=context(accession_number="ACC123", tracking_id="Lesion 1")))
     assert (ds.Modality, ds.SOPClassUID) == ("XC", XC_UID)
-    assert (ds.BodyPartExamined, ds.StudyDescription, ds.SeriesDescription) == (
-        "FOREARM", "Dermatology - Forearm", "Forearm (left)")
+    # Annex L has no defined term for the forearm: Body Part Examined (type 3) is left out and
+    # the coded Anatomic Region Sequence carries the site.
+    assert "BodyPartExamined" not in ds
+    assert ds.AnatomicRegionSequence[0].CodeValue == "14975008"
+    assert (ds.StudyDescription, ds.SeriesDescription) == ("Dermatology - Forearm", "Forearm (left)")
     assert (ds.AccessionNumber, ds.ReferringPhysicianName, len(ds.StudyID)) == ("ACC123", "", 10)
     assert (ds.InstitutionName, ds.InstitutionalDepartmentName) == (
         "Mersey and West Lancashire Teaching Hospitals NHS Trust", "Dermatology")
