@@ -34,7 +34,8 @@ def _render_form(page: Page, values: dict[str, Any], errors: forms.FormErrors, h
         "upload.jinja",
         422 if errors else 200,
         values=values,
-        birth_date_parts=forms.birth_date_parts(values.get("birth_date")),
+        # What was typed, when it was typed (it may not be a date); otherwise the prefilled date.
+        birth_date_parts=values.get("birth_date_parts") or forms.birth_date_parts(values.get("birth_date")),
         errors=errors,
         history=history,
         allow_test_numbers=bool(settings.allow_test_nhs_numbers),
@@ -78,6 +79,7 @@ async def upload_submit(page: PageDep) -> Response:
     errors = forms.FormErrors()
     values: dict[str, Any] = {name: str(form.get(name) or "") for name in FORM_FIELDS}
     values["birth_date"] = forms.birth_date_from_parts(form, errors)
+    values["birth_date_parts"] = {p: str(form.get(f"birth_date[{p}]") or "") for p in ("day", "month", "year")}
     # A browser sends an empty part for a file input left empty (the camera input, usually).
     uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile) and u.filename and (u.size is None or u.size > 0)]
     if not uploads:
@@ -87,7 +89,8 @@ async def upload_submit(page: PageDep) -> Response:
     spool = Path(tempfile.mkdtemp(prefix="ologies-page-upload-", dir=page.services.settings.spool_dir))
     try:
         incoming = await run_in_threadpool(_spool_uploads, uploads, spool)
-        batch = await run_in_threadpool(page.services.ingestor.ingest, incoming, values, route="web")
+        fields = {name: values[name] for name in FORM_FIELDS}
+        batch = await run_in_threadpool(page.services.ingestor.ingest, incoming, fields, route="web")
     except OlogiesError as exc:
         errors.add_exception(exc)
         response = _render_form(page, values, errors, None)

@@ -1,0 +1,72 @@
+"""The pages with JavaScript switched off: the upload form still finds the patient and stores
+the photographs through the page route, and errors come back in the NHS pattern."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import _loopback_only
+from tests.browser.helpers import heic_photo, new_patient, phone_jpeg, screenshot, seed_images, wrong_check_digit
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def plain(browser, live_server):  # type: ignore[no-untyped-def]
+    context = browser.new_context(java_script_enabled=False, base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.route("**/*", _loopback_only)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_upload_without_javascript(plain, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    nhs = new_patient()
+    seed_images(live_server, nhs, [{"taken": "2024:04:04 12:00:00"}], tmp_path)
+    plain.goto("/upload")
+    plain.fill("#nhs_number", nhs)
+    plain.click("text=Find patient")  # a GET of the same page, with the patient's images
+    expect(plain.locator("#history img")).to_have_count(1)
+    assert plain.input_value("#family_name") == "Ní Bhriain"
+    assert plain.input_value("#birth_date-year") == "1961"
+
+    plain.select_option("#trust", "RBN")
+    plain.select_option("#specialty", "burns-plastics")
+    plain.select_option("#body_site", "45206002")  # the plain select: no search without JS
+    plain.check("#laterality-4")  # not applicable
+    plain.check("#consent-2")  # teaching
+    plain.fill("#photographer", "Llŷr Evans")
+    expect(plain.locator("#camera")).to_be_visible()  # the phone camera input
+    files = [phone_jpeg(tmp_path / "nojs-1.jpg", seed=31), heic_photo(tmp_path / "nojs-2.heic", size=(320, 240))]
+    plain.set_input_files("#file", [str(f) for f in files])
+    plain.click("text=Upload photographs >> nth=-1")
+    expect(plain.locator("h1")).to_have_text("Photographs stored")
+    assert plain.locator(".nhsuk-table__body tr").count() == 2
+    assert plain.locator(".nhsuk-table__body").inner_text().count("Stored") == 2
+    screenshot(plain, "upload-no-js-done")
+    plain.click("text=See this patient's photographs")
+    expect(plain.locator(".ologies-card")).to_have_count(3)
+
+
+def test_errors_without_javascript(plain, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    plain.goto("/upload")
+    plain.fill("#nhs_number", wrong_check_digit(new_patient()))
+    plain.fill("#birth_date-day", "31")
+    plain.fill("#birth_date-month", "2")
+    plain.fill("#birth_date-year", "1990")
+    plain.click("text=Upload photographs >> nth=-1")
+    summary = plain.locator(".nhsuk-error-summary")
+    expect(summary).to_be_visible()
+    assert summary.locator("a").all_inner_texts() == ["Date of birth must be a real date", "Choose at least one photograph"]
+    assert plain.get_attribute(".nhsuk-error-summary a", "href") == "#birth_date-day"
+    assert plain.title().startswith("Error: ")
+    screenshot(plain, "upload-no-js-errors")
+
+    # The date fixed, the domain's own check finds the wrong check digit (the first error it meets).
+    plain.fill("#birth_date-day", "28")
+    plain.set_input_files("#file", [str(phone_jpeg(tmp_path / "x.jpg", seed=41))])
+    plain.click("text=Upload photographs >> nth=-1")
+    expect(summary.locator("a")).to_have_text(["NHS number fails the Modulus 11 check digit"])
+    assert plain.get_attribute(".nhsuk-error-summary a", "href") == "#nhs_number"
+    expect(plain.locator("#nhs_number-error")).to_be_visible()
