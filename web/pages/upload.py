@@ -16,12 +16,14 @@ from fastapi import Query, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from ingest.pipeline import IncomingFile
 from repository.errors import InvalidInput, OlogiesError
 from repository.patients import normalise_patient_id
 from web.errors import status_for
 from web.pages import forms, timeline
 from web.pages.context import Page, PageDep, page_router
-from web.routes.images import FORM_FIELDS, _spool_uploads
+from web.routes.images import FORM_FIELDS
+from web.uploads import receive_form
 
 router = page_router()
 HISTORY_SHOWN = 8  # the latest few images: enough to recognise the patient and the wound
@@ -75,32 +77,52 @@ def upload_form(page: PageDep, nhs_number: str = Query("", max_length=64)) -> Re
 
 @router.post("/upload")
 async def upload_submit(page: PageDep) -> Response:
-    form = await page.request.form()
+    settings = page.services.settings
     errors = forms.FormErrors()
-    values: dict[str, Any] = {name: str(form.get(name) or "") for name in FORM_FIELDS}
-    values["birth_date"] = forms.birth_date_from_parts(form, errors)
-    values["birth_date_parts"] = {p: str(form.get(f"birth_date[{p}]") or "") for p in ("day", "month", "year")}
-    # A browser sends an empty part for a file input left empty (the camera input, usually).
-    uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile) and u.filename and (u.size is None or u.size > 0)]
-    if not uploads:
-        errors.add("file", forms.REQUIRED["file"])
-    if errors:
-        return _render_form(page, values, errors, None)
-    spool = Path(tempfile.mkdtemp(prefix="ologies-page-upload-", dir=page.services.settings.spool_dir))
+    spool = Path(tempfile.mkdtemp(prefix="ologies-page-upload-", dir=settings.spool_dir))
     try:
-        incoming = await run_in_threadpool(_spool_uploads, uploads, spool)
+        try:
+            received = await receive_form(
+                page.request, spool, max_file_bytes=settings.max_file_bytes, max_files=settings.max_files_per_upload
+            )
+        except OlogiesError as exc:
+            errors.add_exception(exc)
+            response = _render_form(page, {}, errors, None)
+            response.status_code = status_for(exc)
+            return response
+        form = received.fields
+        values: dict[str, Any] = {name: str(form.get(name) or "") for name in FORM_FIELDS}
+        values["birth_date"] = forms.birth_date_from_parts(form, errors)
+        values["birth_date_parts"] = {p: str(form.get(f"birth_date[{p}]") or "") for p in ("day", "month", "year")}
+        # A browser sends an empty part for a file input left empty (the camera input, usually).
+        incoming = [f for f in received.files.get("file", []) if f.path.stat().st_size > 0]
+        if not incoming:
+            errors.add("file", forms.REQUIRED["file"])
+        if errors:
+            return _render_form(page, values, errors, None)
         fields = {name: values[name] for name in FORM_FIELDS}
-        batch = await run_in_threadpool(page.services.ingestor.ingest, incoming, fields, route="web")
-    except OlogiesError as exc:
-        errors.add_exception(exc)
-        response = _render_form(page, values, errors, None)
-        response.status_code = status_for(exc)
-        return response
+        try:
+            batch = await run_in_threadpool(page.services.ingestor.ingest, incoming, fields, route="web")
+        except OlogiesError as exc:
+            errors.add_exception(exc)
+            response = _render_form(page, values, errors, None)
+            response.status_code = status_for(exc)
+            return response
     finally:
-        shutil.rmtree(spool, ignore_errors=True)
-        for upload in uploads:
-            await upload.close()
+        await run_in_threadpool(shutil.rmtree, spool, True)
     return page.render("upload_done.jinja", batch=batch, patient_id=batch_patient(values))
+
+
+def _spool(uploads: list[UploadFile], spool: Path) -> list[IncomingFile]:
+    """Copy each uploaded file (which Starlette has spooled) to its own file for the ingestor."""
+    incoming = []
+    for number, upload in enumerate(uploads):
+        path = spool / f"{number:05d}"
+        upload.file.seek(0)
+        with path.open("wb") as out:
+            shutil.copyfileobj(upload.file, out, 1024 * 1024)
+        incoming.append(IncomingFile(path, upload.filename or f"file {number + 1}"))
+    return incoming
 
 
 def batch_patient(values: dict[str, Any]) -> str:
