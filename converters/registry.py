@@ -52,7 +52,9 @@ _DESCRIPTIONS = {
 }
 
 
-def convert_image(path: Path, *, limits: Limits, local_tz: str = "Europe/London") -> CapturedImage:
+def convert_image(
+    path: Path, *, limits: Limits, local_tz: str = "Europe/London", sha256: str | None = None
+) -> CapturedImage:
     """Convert one photograph file into a :class:`CapturedImage`.
 
     Parameters
@@ -63,6 +65,9 @@ def convert_image(path: Path, *, limits: Limits, local_tz: str = "Europe/London"
         Pixel limits checked from the header before anything is decoded.
     local_tz : str
         IANA zone for EXIF times without an offset (DECISIONS.md 12).
+    sha256 : str, optional
+        The file's SHA-256 when the caller already hashed it while receiving it; saves a
+        second pass over the bytes.
 
     Raises
     ------
@@ -73,7 +78,12 @@ def convert_image(path: Path, *, limits: Limits, local_tz: str = "Europe/London"
     ConversionFailed
         The file is a photograph format but damaged or not decodable.
     """
-    head, sha256, size = _digest(path)
+    if sha256 is None:
+        head, sha256, size = _digest(path)
+    else:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_SIZE)
     if size == 0:
         raise InvalidInput("the file is empty (0 bytes)", field="file")
     media_type = sniff(head)

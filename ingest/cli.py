@@ -36,12 +36,26 @@ def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
-    from web.app import create_app
-
-    app = create_app(_settings(args))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", workers=1)
+    settings = _settings(args)  # validate once here, so a bad setting fails before any worker
+    # Workers are separate processes (the GIL would otherwise serialise the Python work of
+    # concurrent uploads); they read their settings from the environment.
+    for name, value in (("OLOGIES_STORE_URL", args.store_url), ("OLOGIES_INDEX_URL", args.index_url)):
+        if value:
+            os.environ[name] = value
+    workers = args.workers or settings.workers
+    uvicorn.run(
+        "web.app:create_app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
     return 0
 
 
@@ -119,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, help="worker processes (default OLOGIES_WORKERS, 2)")
     serve.set_defaults(func=cmd_serve)
 
     ingest = sub.add_parser("ingest", help="store image files for one patient")

@@ -33,6 +33,7 @@ from repository.uids import sop_instance_uid_for_upload, uid_from
 class IncomingFile:
     path: Path
     filename: str  # as the client named it; used in messages only, never to choose a converter
+    sha256: str | None = None  # when the receiver hashed the bytes on the way in
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ class Ingestor:
             )
         if size == 0:
             raise InvalidInput(f"{incoming.filename}: the file is empty", field="file")
+        if incoming.sha256:
+            return incoming.sha256, size
         with incoming.path.open("rb") as handle:
             return sha256_of_stream(handle)[1], size
 
@@ -120,7 +123,9 @@ class Ingestor:
         spool: Path,
     ) -> tuple[IncomingFile, PreparedInstance, str]:
         try:
-            captured = convert_image(incoming.path, limits=self.limits, local_tz=self.settings.local_timezone)
+            captured = convert_image(
+                incoming.path, limits=self.limits, local_tz=self.settings.local_timezone, sha256=sha
+            )
             sop_uid = sop_instance_uid_for_upload(captured.original_sha256)
             dataset = build_photograph(
                 captured,
@@ -141,7 +146,7 @@ class Ingestor:
             raise InvalidInput(f"{incoming.filename}: {exc}", field="file") from exc
         out = spool / f"{number:05d}.dcm"
         dcmwrite(out, dataset, enforce_file_format=True)
-        with out.open("rb") as handle:
-            written_size, written_sha = sha256_of_stream(handle)
-        item = PreparedInstance(out, sop_uid, study_uid, series_uid, context.patient.patient_id, written_sha, written_size)
+        # The UID is derived from the upload's bytes, so the object's own digest is not needed
+        # to recognise a repeat (the store records it as it writes).
+        item = PreparedInstance(out, sop_uid, study_uid, series_uid, context.patient.patient_id)
         return incoming, item, captured.media_type

@@ -26,6 +26,7 @@ from pydicom import Dataset, dcmread
 
 from repository import keys
 from repository.errors import AlreadyExists, Conflict, IndexUnavailable, NotFound
+from repository.hashing import sha256_of_stream
 from repository.store import DICOM_MEDIA_TYPE, ObjectStore, StoredObject
 from search.document import document_from_dataset
 from search.index import SearchIndex
@@ -46,8 +47,8 @@ class PreparedInstance:
     study_instance_uid: str
     series_instance_uid: str
     patient_id: str
-    sha256: str
-    size: int
+    #: SHA-256 of the serialised object; needed only when the UID is not derived from content
+    sha256: str | None = None
     #: True when the SOP Instance UID was derived from the uploaded bytes, so an existing
     #: instance with this UID is by construction the same image (DECISIONS.md 4)
     uid_derived_from_content: bool = True
@@ -142,7 +143,9 @@ class Repository:
             )
         if not item.uid_derived_from_content:
             stored_sha = self.store.head(key).sha256 or self._sha256_of(key)
-            if stored_sha != item.sha256:
+            with item.path.open("rb") as handle:
+                incoming_sha = item.sha256 or sha256_of_stream(handle)[1]
+            if stored_sha != incoming_sha:
                 raise Conflict(
                     f"SOP Instance UID {item.sop_instance_uid} is already stored with different content"
                 )
@@ -151,8 +154,6 @@ class Repository:
         return StoreOutcome("existing", item.sop_instance_uid, study, series, key, indexed)
 
     def _sha256_of(self, key: str) -> str:
-        from repository.hashing import sha256_of_stream
-
         with self.store.open(key) as handle:
             return sha256_of_stream(handle)[1]
 

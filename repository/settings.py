@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     organisations_file: Path | None = None
     rendered_max_size: int = 2048
     thumbnail_size: int = 256
+    #: web worker processes for ``ologies serve``
+    workers: int = Field(default=2, ge=1, le=64)
     #: seconds between passes of the reconciler that drains "index pending" markers
     reconcile_interval_seconds: float = 10.0
 

@@ -12,7 +12,14 @@ from web.errors import install_error_handlers
 from web.limits import BodySizeLimit
 from web.pages import router as pages_router
 from web.routes import health, images, instances, reference, search
-from web.services import Services
+from web.services import Services, tune_allocator
+
+
+def create_app_from_environment() -> FastAPI:
+    """The factory each ``ologies serve --workers N`` process calls: settings from the
+    environment (the CLI puts its overrides there before the workers start)."""
+    tune_allocator()
+    return create_app(Settings())
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None, reconcile: bool = True) -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -15,6 +16,26 @@ from repository.service import Repository
 from repository.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator() -> None:
+    """Serve every allocation over 256 KiB by mmap, so that the multi-megabyte buffers of an
+    upload go back to the operating system when freed instead of staying in the heap: glibc
+    otherwise raises its threshold after the first big free and the process stays large."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
+def warm_up() -> None:
+    """Load the DICOM standard tables the builders need now, not in the first upload."""
+    from converters.iods import SOP_CLASS_UIDS
+    from converters.iods.tables import preload_standard_tables
+
+    preload_standard_tables(SOP_CLASS_UIDS)
 
 
 @dataclass
@@ -36,6 +57,7 @@ class Services:
         except BackendUnavailable as exc:
             # Start anyway: uploads are still accepted (as pending) and search answers 503.
             log.warning("index unavailable at start-up: %s", exc)
+        warm_up()
         return cls(
             settings=settings,
             catalogue=catalogue,

@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 class MemorySampler:
-    """Peak resident memory of a process, sampled every 20 ms plus the kernel's VmHWM."""
+    """Peak resident memory of a server: the sum over its processes, sampled every 20 ms."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -34,24 +34,34 @@ class MemorySampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _pids(self) -> list[int]:
+        """The server and its worker processes (uvicorn --workers forks children)."""
+        pids = [self.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
     def _rss_kb(self) -> int:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+        total = 0
+        for pid in self._pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
             self.peak_kb = max(self.peak_kb, self._rss_kb())
 
     def reset(self) -> None:
-        try:
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-        except OSError:
-            pass
         self.peak_kb = self._rss_kb()
 
     def start(self) -> "MemorySampler":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,6 +52,7 @@ def run(base_url: str, pid: int, bases: list[bytes], count: int, concurrency: in
         latencies.append(time.perf_counter() - started)
         if response.status_code != 201:
             failures += 1
+            print(f"upload failed: {response.status_code} {response.text[:300]}", file=sys.stderr)
 
     sampler = MemorySampler(pid)
     sampler.reset()

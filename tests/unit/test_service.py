@@ -54,7 +54,7 @@ def write_instance(tmp: Path, sop: str, patient: str = "9990000018", comment: st
     path = tmp / f"{sop}-{comment}.dcm"
     ds.save_as(path, enforce_file_format=True)
     data = path.read_bytes()
-    return PreparedInstance(path, sop, "2.25.1", "2.25.2", patient, hashlib.sha256(data).hexdigest(), len(data))
+    return PreparedInstance(path, sop, "2.25.1", "2.25.2", patient, hashlib.sha256(data).hexdigest())
 
 
 @pytest.fixture

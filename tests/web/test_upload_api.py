@@ -161,9 +161,32 @@ def test_invalid_field_is_422_naming_the_field_and_stores_nothing(client, servic
 
 
 def test_missing_file_part_is_422(client):
-    response = client.post("/api/v1/images", data=patient_fields())
+    response = client.post("/api/v1/images", data=patient_fields(), files={"note": (None, "no file here")})
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "file"
+
+
+def test_body_that_is_not_multipart_is_422(client):
+    response = client.post("/api/v1/images", data=patient_fields())  # url-encoded
+    assert response.status_code == 422
+    assert "multipart/form-data" in response.json()["error"]["message"]
+
+
+def test_malformed_multipart_is_422_and_leaves_no_spool_files(client, settings):
+    body = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n\xff\xd8trunc"
+    response = client.post(
+        "/api/v1/images", content=body, headers={"content-type": "multipart/form-data; boundary=XYZ"}
+    )
+    assert response.status_code == 422
+    assert not list(settings.spool_dir.glob("ologies-upload-*"))
+
+
+def test_too_many_files_is_413(client, services):
+    services.settings.max_files_per_upload = 2
+    photo = imagegen.jpeg(imagegen.photo(32, 32))
+    response = upload(client, ("a.jpg", photo), ("b.jpg", photo), ("c.jpg", photo))
+    assert response.status_code == 413
+    assert stored_keys(services) == []
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,16 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from ingest.pipeline import BatchResult, IncomingFile
+from ingest.pipeline import BatchResult
 from repository.errors import InvalidInput
 from repository.patients import normalise_patient_id
 from search.query import InstanceQuery
 from web.deps import ServicesDep
+from web.uploads import receive_form
 from web.views import group_by_study, links
 
 router = APIRouter(prefix="/api/v1", tags=["images"])
@@ -26,8 +26,6 @@ FORM_FIELDS = (
     "body_site", "laterality", "consent", "consent_recorded_by", "description", "photographer",
     "accession_number", "study_uid", "modality", "tracking_id",
 )  # fmt: skip
-Text = Annotated[str | None, Form()]
-
 
 def batch_response(batch: BatchResult) -> JSONResponse:
     files: list[dict[str, Any]] = []
@@ -52,9 +50,31 @@ def batch_response(batch: BatchResult) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+# The request body is documented here rather than declared as Form parameters, because
+# FastAPI would then parse (and spool) the whole form before the handler runs.
+_UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "nhs_number", "trust", "specialty", "body_site", "consent", "photographer"],
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        **{name: {"type": "string"} for name in FORM_FIELDS},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 @router.post(
     "/images",
     status_code=201,
+    openapi_extra=_UPLOAD_SCHEMA,
     responses={
         200: {"description": "every file was already stored"},
         202: {"description": "stored, but not yet searchable (index unavailable)"},
@@ -65,46 +85,25 @@ def batch_response(batch: BatchResult) -> JSONResponse:
         503: {"description": "the object store is unavailable; retry"},
     },
 )
-async def upload_images(
-    request: Request,
-    services: ServicesDep,
-    file: Annotated[list[UploadFile], Form(description="one or more image files")] = [],  # noqa: B006
-    nhs_number: Text = None, family_name: Text = None, given_name: Text = None, birth_date: Text = None,
-    sex: Text = None, trust: Text = None, specialty: Text = None, body_site: Text = None,
-    laterality: Text = None, consent: Text = None, consent_recorded_by: Text = None,
-    description: Text = None, photographer: Text = None, accession_number: Text = None,
-    study_uid: Text = None, modality: Text = None, tracking_id: Text = None,
-) -> JSONResponse:  # fmt: skip
+async def upload_images(request: Request, services: ServicesDep) -> JSONResponse:
     """Upload a batch of photographs for one patient; each becomes a DICOM instance.
 
     All or nothing: if any file or field is invalid, nothing from the batch is stored.
     """
-    form = await request.form()
-    fields = {name: form.get(name) for name in FORM_FIELDS}
-    fields = {k: (v if isinstance(v, str) else None) for k, v in fields.items()}
-    uploads = [u for u in form.getlist("file") if isinstance(u, StarletteUploadFile)]
-    if not uploads:
-        raise InvalidInput("at least one file part named 'file' is required", field="file")
-    spool = Path(tempfile.mkdtemp(prefix="ologies-upload-", dir=services.settings.spool_dir))
+    settings = services.settings
+    spool = Path(tempfile.mkdtemp(prefix="ologies-upload-", dir=settings.spool_dir))
     try:
-        incoming = await run_in_threadpool(_spool_uploads, uploads, spool)
+        form = await receive_form(
+            request, spool, max_file_bytes=settings.max_file_bytes, max_files=settings.max_files_per_upload
+        )
+        incoming = form.files.get("file", [])
+        if not incoming:
+            raise InvalidInput("at least one file part named 'file' is required", field="file")
+        fields = {name: form.fields.get(name) for name in FORM_FIELDS}
         batch = await run_in_threadpool(services.ingestor.ingest, incoming, fields, route="api")
     finally:
-        shutil.rmtree(spool, ignore_errors=True)
-        for upload in uploads:
-            await upload.close()
+        await run_in_threadpool(shutil.rmtree, spool, True)
     return batch_response(batch)
-
-
-def _spool_uploads(uploads: list[StarletteUploadFile], spool: Path) -> list[IncomingFile]:
-    incoming = []
-    for number, upload in enumerate(uploads):
-        path = spool / f"{number:05d}"
-        upload.file.seek(0)
-        with path.open("wb") as out:
-            shutil.copyfileobj(upload.file, out, 1024 * 1024)
-        incoming.append(IncomingFile(path, upload.filename or f"file {number + 1}"))
-    return incoming
 
 
 @router.get("/patients/{nhs_number}/images")
