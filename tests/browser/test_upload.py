@@ -83,7 +83,7 @@ def test_batch_with_rotated_phone_photo_and_heic_is_stored(page, live_server, tm
     heic = heic_photo(tmp_path / "IMG_0003.HEIC")
     page.goto("/upload")
     fill_patient(page, nhs)
-    page.wait_for_selector("#nhs_number-status:has-text('No photographs are stored')")
+    page.wait_for_selector("#history:has-text('No photographs are stored')")
     fill_photographs(page)
     page.set_input_files("#file-input", [str(rotated), str(plain)])
     drop_file(page, heic, "image/heic")
@@ -175,13 +175,14 @@ def test_refused_file_shows_its_reason_and_nothing_is_stored(page, live_server, 
 def test_too_large_and_interrupted_uploads_say_so_and_retry_works(page, live_server, tmp_path):  # type: ignore[no-untyped-def]
     nhs = new_patient()
     big = tmp_path / "huge.jpg"
-    big.write_bytes(b"\xff\xd8\xff" + bytes(MAX_FILE_BYTES + 1024))
+    big.write_bytes(b"\xff\xd8\xff" + bytes(MAX_FILE_BYTES + 1024 * 1024))
     photo = phone_jpeg(tmp_path / "bedside.jpg", seed=21)
     page.goto("/upload")
     fill_patient(page, nhs)
     fill_photographs(page)
     page.set_input_files("#file-input", [str(big)])
-    assert results(page)[0][1].startswith("Refused: too large (6.0 MB)")
+    assert results(page)[0][1] == (
+        "Refused: too large (7.0 MB). The largest photograph accepted is 6 MB. Nothing was stored for this file.")
 
     # The connection drops mid-upload: the page says nothing was stored and offers a retry.
     page.route("**/api/v1/images", lambda route: route.abort("connectionreset"))

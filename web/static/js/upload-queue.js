@@ -211,9 +211,14 @@ export class UploadQueue {
       item.response = body;
       finish(state, message);
     });
-    xhr.addEventListener('error', () => finish('interrupted', INTERRUPTED));
-    xhr.addEventListener('abort', () => finish('interrupted', INTERRUPTED));
-    xhr.addEventListener('timeout', () => finish('interrupted', INTERRUPTED));
+    const interrupted = () => {
+      item.loaded = 0;
+      item.progress.value = 0;  // a full bar would read as "sent"
+      finish('interrupted', INTERRUPTED);
+    };
+    xhr.addEventListener('error', interrupted);
+    xhr.addEventListener('abort', interrupted);
+    xhr.addEventListener('timeout', interrupted);
     xhr.send(data);
   }
 

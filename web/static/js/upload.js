@@ -3,7 +3,7 @@
 // uploaded one by one with progress (upload-queue.js). Without this script the form still
 // posts to /upload and the server does the same work.
 
-import { checkNhsNumber, displayNhsNumber } from './nhs-number.js';
+import { checkNhsNumber } from './nhs-number.js';
 import { clearFieldError, setFieldError, showErrorSummary } from './form-errors.js';
 import { enhanceBodySite } from './body-site.js';
 import { UploadQueue } from './upload-queue.js';
@@ -86,7 +86,7 @@ async function findPatient(id) {
       nhsStatus.textContent = `Patient found: ${images[0].patient.name.given} ${images[0].patient.name.family}. Their details are filled in below.`;
     } else {
       clearPrefilled();
-      nhsStatus.textContent = `A valid NHS number. No photographs are stored for ${displayNhsNumber(id)} yet: enter the patient’s details.`;
+      nhsStatus.textContent = 'A valid NHS number.';  // the history below says there is nothing yet
     }
     lookedUp = id;
   } catch (error) {
