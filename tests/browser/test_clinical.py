@@ -118,6 +118,7 @@ def test_viewer_zooms_and_steps_through_the_patients_images(page, patient):  # t
     page.click("a[rel='prev']")  # older
     page.wait_for_url(f"**/images/{uids[0]}")
     expect(page.locator("a[rel='prev']")).to_have_count(0)
+    page.focus("[data-viewer-stage]")
     page.keyboard.press("n")  # newer, from the keyboard
     page.wait_for_url(f"**/images/{uids[1]}")
     page.click("a[rel='next']")

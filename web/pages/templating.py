@@ -80,12 +80,14 @@ def capture_time(acquisition: object, offset: object = None) -> str:
 
 
 def megabytes(value: object) -> str:
-    """Bytes as people read file sizes: ``512 MB``, ``3.4 MB``, ``0.2 MB``."""
+    """Bytes as people read file sizes (as upload-queue.js writes them): ``512 MB``, ``3.4 MB``, ``90 KB``."""
     try:
         size = int(value) / (1024 * 1024)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return ""
-    return f"{size:.0f} MB" if size >= 100 or size == int(size) else f"{size:.1f} MB"
+    if size >= 100 or size == int(size) and size:
+        return f"{size:.0f} MB"
+    return f"{size:.1f} MB" if size >= 0.1 else f"{max(1, round(size * 1024))} KB"
 
 
 def asset_version() -> str:

@@ -1,7 +1,9 @@
 // Zoom and pan for [data-viewer] figures: the mouse wheel, two-finger pinch, dragging, the
 // toolbar buttons and the keyboard (+ and - zoom, 0 fits, arrow keys move). Viewers in the same
 // data-sync group (the comparison page) follow each other while "zoom together" is ticked.
-// P and N step to the previous (older) and next (newer) photograph of the patient.
+// P and N step to the previous (older) and next (newer) photograph of the patient. Like the
+// zoom keys they work only while the photograph has focus: single-key shortcuts that work
+// anywhere would fight screen readers and speech input (WCAG 2.1.4, character key shortcuts).
 
 const MAX_SCALE = 8;
 const STEP = 1.5;
@@ -85,6 +87,11 @@ class Viewer {
     if (event.key === '+' || event.key === '=') this.zoomAt(STEP);
     else if (event.key === '-' || event.key === '_') this.zoomAt(1 / STEP);
     else if (event.key === '0') this.fit();
+    else if ((event.key === 'p' || event.key === 'n') && !event.altKey && !event.ctrlKey && !event.metaKey) {
+      const link = document.querySelector(`a[rel="${event.key === 'p' ? 'prev' : 'next'}"]`);
+      if (!link) return;
+      link.click();
+    }
     else if (moves[event.key] && this.scale > 1) {
       this.x += moves[event.key][0] * width;
       this.y += moves[event.key][1] * height;
@@ -147,10 +154,3 @@ for (const figure of document.querySelectorAll('[data-viewer]')) {
   }
 }
 document.querySelectorAll('[data-sync-control]').forEach((el) => { el.hidden = false; });
-
-document.addEventListener('keydown', (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey || event.target.closest('input, textarea, select')) return;
-  const rel = { p: 'prev', n: 'next' }[event.key.toLowerCase()];
-  const link = rel && document.querySelector(`a[rel="${rel}"]`);
-  if (link) link.click();
-});
