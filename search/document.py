@@ -39,9 +39,18 @@ ALL_FIELDS = TEXT_KEYWORDS + INT_KEYWORDS + INTERNAL_TEXT + INTERNAL_INT
 _LATERALITY_MODIFIERS = {"7771000": "L", "24028007": "R", "51440002": "B"}
 
 
+# Letters that carry no combining accent in Unicode, and typographic punctuation that people
+# type plainly: folded the same way as Lucene's asciifolding, so both index backends agree.
+_EXTRA_FOLDS = str.maketrans({
+    "ø": "o", "Ø": "o", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ł": "l", "Ł": "l",
+    "đ": "d", "Đ": "d", "ð": "d", "Ð": "d", "þ": "th", "Þ": "th", "ı": "i",
+    "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-",
+})  # fmt: skip
+
+
 def fold(text: str) -> str:
-    """Lower-case and strip accents: Siân -> sian, Zoë -> zoe (for tolerant name search)."""
-    decomposed = unicodedata.normalize("NFKD", text)
+    """Lower-case and strip accents: Siân -> sian, Zoë -> zoe, Ørjan -> orjan, O’Brien -> o'brien."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_EXTRA_FOLDS))
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 

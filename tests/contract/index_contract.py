@@ -168,3 +168,19 @@ class SearchIndexContract:
 
     def test_ping(self, index):
         index.ping()
+
+
+class FoldingContract:
+    """Names typed without their special letters still find the patient, on every backend."""
+
+    @pytest.fixture
+    def index(self):  # pragma: no cover - supplied by subclasses
+        raise NotImplementedError
+
+    @pytest.mark.parametrize(
+        "name, typed",
+        [("Ørjan^Test", "orjan"), ("O’Brien^Pat", "o'brien"), ("Smith–Jones^B", "smith-j"), ("Łukasz^Ę", "lukasz")],
+    )
+    def test_special_letters_fold(self, index, name, typed):
+        index.upsert(make_doc(1, PatientName=name))
+        assert uids(index.search(InstanceQuery(patient_name=typed))) == ["2.25.1001"]

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 
 from search.backends.sqlite import SQLiteIndex
-from tests.contract.index_contract import SearchIndexContract
+from tests.contract.index_contract import FoldingContract, SearchIndexContract
 
 
-class TestSQLiteIndexOnDisk(SearchIndexContract):
+class TestSQLiteIndexOnDisk(SearchIndexContract, FoldingContract):
     @pytest.fixture
     def index(self, tmp_path):
         index = SQLiteIndex(tmp_path / "index.sqlite3")
