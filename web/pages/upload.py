@@ -14,9 +14,7 @@ from typing import Any
 
 from fastapi import Query, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from ingest.pipeline import IncomingFile
 from repository.errors import InvalidInput, OlogiesError
 from repository.patients import normalise_patient_id
 from web.errors import status_for
@@ -79,21 +77,17 @@ def upload_form(page: PageDep, nhs_number: str = Query("", max_length=64)) -> Re
 async def upload_submit(page: PageDep) -> Response:
     settings = page.services.settings
     errors = forms.FormErrors()
+    values: dict[str, Any] = {}
     spool = Path(tempfile.mkdtemp(prefix="ologies-page-upload-", dir=settings.spool_dir))
     try:
-        try:
-            received = await receive_form(
-                page.request, spool, max_file_bytes=settings.max_file_bytes, max_files=settings.max_files_per_upload
-            )
-        except OlogiesError as exc:
-            errors.add_exception(exc)
-            response = _render_form(page, {}, errors, None)
-            response.status_code = status_for(exc)
-            return response
+        # The API's own receiver: files stream to disk and are hashed on the way in.
+        received = await receive_form(
+            page.request, spool, max_file_bytes=settings.max_file_bytes, max_files=settings.max_files_per_upload
+        )
         form = received.fields
-        values: dict[str, Any] = {name: str(form.get(name) or "") for name in FORM_FIELDS}
+        values = {name: form.get(name) or "" for name in FORM_FIELDS}
         values["birth_date"] = forms.birth_date_from_parts(form, errors)
-        values["birth_date_parts"] = {p: str(form.get(f"birth_date[{p}]") or "") for p in ("day", "month", "year")}
+        values["birth_date_parts"] = {p: form.get(f"birth_date[{p}]") or "" for p in ("day", "month", "year")}
         # A browser sends an empty part for a file input left empty (the camera input, usually).
         incoming = [f for f in received.files.get("file", []) if f.path.stat().st_size > 0]
         if not incoming:
@@ -101,28 +95,15 @@ async def upload_submit(page: PageDep) -> Response:
         if errors:
             return _render_form(page, values, errors, None)
         fields = {name: values[name] for name in FORM_FIELDS}
-        try:
-            batch = await run_in_threadpool(page.services.ingestor.ingest, incoming, fields, route="web")
-        except OlogiesError as exc:
-            errors.add_exception(exc)
-            response = _render_form(page, values, errors, None)
-            response.status_code = status_for(exc)
-            return response
+        batch = await run_in_threadpool(page.services.ingestor.ingest, incoming, fields, route="web")
+    except OlogiesError as exc:
+        errors.add_exception(exc)
+        response = _render_form(page, values, errors, None)
+        response.status_code = status_for(exc)
+        return response
     finally:
         await run_in_threadpool(shutil.rmtree, spool, True)
     return page.render("upload_done.jinja", batch=batch, patient_id=batch_patient(values))
-
-
-def _spool(uploads: list[UploadFile], spool: Path) -> list[IncomingFile]:
-    """Copy each uploaded file (which Starlette has spooled) to its own file for the ingestor."""
-    incoming = []
-    for number, upload in enumerate(uploads):
-        path = spool / f"{number:05d}"
-        upload.file.seek(0)
-        with path.open("wb") as out:
-            shutil.copyfileobj(upload.file, out, 1024 * 1024)
-        incoming.append(IncomingFile(path, upload.filename or f"file {number + 1}"))
-    return incoming
 
 
 def batch_patient(values: dict[str, Any]) -> str:
