@@ -1,4 +1,4 @@
-"""The ``ologies`` command: serve, ingest, reindex, reconcile, check.
+"""The ``ologies`` command: init, serve, ingest, reindex, reconcile, check.
 
 Domain errors map to exit codes here as they map to HTTP statuses in ``web/errors.py``.
 """
@@ -12,13 +12,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from repository.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, OlogiesError
+from repository.errors import (
+    BackendUnavailable,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    OlogiesError,
+    Unauthenticated,
+)
 
 EXIT_CODES: list[tuple[type[OlogiesError], int]] = [
     (InvalidInput, 2),
     (Conflict, 3),
     (NotFound, 4),
     (BackendUnavailable, 75),  # EX_TEMPFAIL: try again later
+    (Unauthenticated, 77),  # EX_NOPERM
+    (Forbidden, 77),
 ]
 
 
@@ -59,6 +69,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Prepare the backends once per deployment (idempotent): the bucket, if it is missing and
+    allowed, and the search index with its alias. Nothing else creates a bucket: ``serve`` and
+    the other commands refuse a missing one as a configuration problem."""
+    from repository.registry import open_index, open_store
+
+    settings = _settings(args)
+    store, index = open_store(settings), open_index(settings)
+    try:
+        ensure_bucket = getattr(store, "ensure_bucket", None)
+        if ensure_bucket is not None and not args.no_create_bucket:
+            created = ensure_bucket()
+            print(f"store: bucket {store.bucket} {'created' if created else 'already exists'}")
+        store.ping()
+        print(f"store: {_redacted(settings.store_url)} answers")
+        index.ensure_schema()
+        print(f"index: {_redacted(settings.index_url)} ready")
+    finally:
+        index.close()
+        store.close()
+    return 0
+
+
+def _redacted(url: str) -> str:
+    """A URL without any user:password part, for printing."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc)) if "@" in parts.netloc else url
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.pipeline import IncomingFile
 
@@ -68,7 +111,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for f in files:
         if not f.path.is_file():
             raise InvalidInput(f"{f.filename}: no such file", field="file")
-    batch = services.ingestor.ingest(files, fields, route="cli")
+    from ingest.cli_security import cli_caller
+
+    # Audited as the operating-system user; filed under the trust the command names.
+    batch = services.guard.upload(cli_caller(), services.ingestor.ingest, files, fields, route="cli")
     out = {
         "study_instance_uid": batch.study_instance_uid,
         "searchable": batch.all_indexed,
@@ -83,14 +129,36 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
+    """Rebuild the index from a listing of the store. Interrupted (Ctrl-C, a crash, a kill), it
+    is run again: Elasticsearch continues the interrupted index and skips what it holds; SQLite
+    rebuilds in one transaction, so an interrupted run changed nothing."""
     from tqdm import tqdm
 
     services = _services(args)
-    with tqdm(desc="reindex", unit=" instances", disable=args.quiet) as bar:
-        count = services.repository.reindex(progress=lambda _key: bar.update(1))
+    repository = services.repository
+    try:
+        total = None if args.quiet else sum(1 for _ in repository.iter_instance_keys())
+        with tqdm(desc="reindex", total=total, unit=" instances", disable=args.quiet) as bar:
+            count = repository.reindex(progress=lambda _key: bar.update(1))
+    except KeyboardInterrupt:
+        print("reindex interrupted: the live index is unchanged; run `ologies reindex` again to resume",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    finally:
+        services.close()
+    report = repository.last_reindex
+    rebuild = getattr(report, "rebuild", None)
+    if rebuild is not None:  # Elasticsearch: say what the rebuild did
+        how = "resumed an interrupted rebuild" if rebuild.resumed else "new index"
+        print(f"index {rebuild.index} ({how}): {rebuild.created} created, "
+              f"{rebuild.skipped} skipped (already written by live uploads), "
+              f"{rebuild.carried_over} already there from the interrupted run (not read again); "
+              f"{rebuild.seconds:.1f} s")  # fmt: skip
+    if report is not None and (report.locators_restored or report.markers_cleared or report.unreadable):
+        print(f"{report.locators_restored} locators restored, {report.markers_cleared} pending markers "
+              f"cleared, {report.unreadable} objects unreadable (see the log)")  # fmt: skip
     print(f"indexed {count} instances")
-    services.close()
-    return 0
+    return 1 if report is not None and report.unreadable else 0
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
@@ -110,6 +178,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         "pending_markers": report.pending_markers,
         "missing_from_index": report.missing_from_index,
         "missing_from_store": report.missing_from_store,
+        "locators_without_object": report.locators_without_object,
+        "objects_without_locator": report.objects_without_locator,
         "consistent": report.consistent,
     }, indent=2))  # fmt: skip
     services.close()
@@ -129,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--index-url", help="override OLOGIES_INDEX_URL")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create the bucket (if missing) and the search index; idempotent")
+    init.add_argument("--no-create-bucket", action="store_true",
+                      help="only check that the bucket exists and answers (it is provisioned elsewhere)")
+    init.set_defaults(func=cmd_init)
 
     serve = sub.add_parser("serve", help="run the web service")
     serve.add_argument("--host", default="127.0.0.1")
@@ -152,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="report objects without index entries and index entries without objects")
     check.set_defaults(func=cmd_check)
+
+    from ingest import cli_security
+
+    cli_security.register(sub)
     return parser
 
 

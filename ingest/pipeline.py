@@ -47,6 +47,7 @@ class FileResult:
 class BatchResult:
     study_instance_uid: str
     files: list[FileResult]
+    patient_id: str = ""
 
     @property
     def all_indexed(self) -> bool:
@@ -93,7 +94,7 @@ class Ingestor:
             for _, item, _ in prepared:
                 item.path.unlink(missing_ok=True)
             os.rmdir(spool) if not any(spool.iterdir()) else None
-        return BatchResult(study_uid, results)
+        return BatchResult(study_uid, results, context.patient.patient_id)
 
     def _digest(self, incoming: IncomingFile) -> tuple[str, int]:
         size = incoming.path.stat().st_size

@@ -24,6 +24,24 @@ class NotFound(OlogiesError):
     code = "not_found"
 
 
+class Unauthenticated(OlogiesError):
+    """No credentials, or credentials that do not check out. Says nothing about why."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(OlogiesError):
+    """Authenticated, but this role or trust may not do this."""
+
+    code = "forbidden"
+
+
+class ReasonRequired(Forbidden):
+    """Another trust's images for direct care: the caller must state a reason first."""
+
+    code = "reason_required"
+
+
 class Conflict(OlogiesError):
     """The request contradicts what is stored (for example the same image for another patient)."""
 

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, le=64)
     #: seconds between passes of the reconciler that drains "index pending" markers
     reconcile_interval_seconds: float = 10.0
+    #: after an index write fails, uploads skip the index (202, pending) for this many seconds
+    #: instead of each waiting for the index's timeouts; a successful reconcile ends it early
+    index_retry_seconds: float = Field(default=5.0, ge=0)
+    #: parallel object reads during ``ologies reindex`` (each one a GET from the store)
+    reindex_workers: int = Field(default=8, ge=1, le=64)
 
     # S3 options (used when store_url is s3://)
     s3_endpoint_url: str | None = None
@@ -60,7 +65,29 @@ class Settings(BaseSettings):
     es_index_prefix: str = "ologies"
     es_username: str | None = None
     es_password: str | None = None
+    #: timeout of index writes and maintenance requests (bulk, rebuild steps), seconds
     es_timeout: float = 10.0
+    #: timeout of a search and of the readiness probe, seconds, with no retry: a hung cluster
+    #: turns into a quick 503 (RELIABILITY.md F5) rather than a request held for es_timeout x 3
+    es_search_timeout: float = Field(default=2.0, gt=0)
+
+    # Security (issue 6). Sign-in is always required; these choose how.
+    #: OpenID Connect (NHS CIS2, Entra ID, Keycloak): bearer JWTs are accepted when issuer is set
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    #: the provider's JWKS; default: the issuer's /.well-known/jwks.json
+    oidc_jwks_url: str | None = None
+    #: claim holding the Ologies role(s), and claim holding the trust's ODS code
+    oidc_role_claim: str = "roles"
+    oidc_trust_claim: str = "ods_code"
+    #: key that signs session cookies; default: a random key kept in the object store, so that
+    #: every app server shares it
+    session_secret: str | None = None
+    session_max_age_seconds: int = Field(default=8 * 3600, ge=300)
+    #: mark session cookies Secure (set true behind HTTPS)
+    cookie_secure: bool = False
+    #: how long a stated reason opens another trust's images of one patient
+    cross_trust_grant_hours: float = Field(default=12.0, gt=0, le=72)
 
     @field_validator("store_url")
     @classmethod

@@ -32,9 +32,17 @@ def app(settings):
     return create_app(settings, reconcile=False)
 
 
+def api_key(app, role: str = "admin", trust: str = "REM", **extra: str) -> str:
+    """A real API key made through the accounts store, as ``ologies keys create`` makes one."""
+    _, secret = app.state.services.accounts.create_key(name=f"test {role} {trust}", role=role, trust=trust, **extra)
+    return secret
+
+
 @pytest.fixture
 def client(app):
+    """A client signed in as an administrator (sees every trust); the access tests make others."""
     with TestClient(app) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {api_key(app)}"
         yield test_client
 
 

@@ -23,6 +23,8 @@ from repository.errors import (
     PayloadTooLarge,
     QueryError,
     StorageFull,
+    Unauthenticated,
+    Forbidden,
     UnsupportedMediaType,
 )
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # Most specific first: the first class that matches decides the status.
 STATUS_BY_ERROR: list[tuple[type[OlogiesError], int]] = [
+    (Unauthenticated, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (UnsupportedMediaType, 415),
@@ -60,6 +64,8 @@ async def _ologies_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {}
     if isinstance(exc, BackendUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="ologies"'
     if status >= 500:
         log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.message, exc_info=status == 500)
     return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status, headers=headers)

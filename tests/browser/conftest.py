@@ -32,7 +32,15 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-MAX_FILE_BYTES = 6 * 1024 * 1024  # small, so the "too large" case needs only a small file
+MAX_FILE_BYTES = 6 * 1024 * 1024
+BROWSER_USER, BROWSER_PASSWORD = "llyr.evans", "correct horse battery staple"
+
+
+def sign_in(context, live_server) -> None:  # type: ignore[no-untyped-def]
+    """Give a browser context the session a sign-in would give it (the sign-in page itself has
+    its own test)."""
+    cookie, _ = live_server.services.sessions.issue(BROWSER_USER)
+    context.add_cookies([{"name": "ologies_session", "value": cookie, "url": live_server.url}])  # small, so the "too large" case needs only a small file
 
 
 @dataclass
@@ -82,6 +90,9 @@ def live_server(assets, tmp_path_factory) -> Iterator[LiveServer]:
             pytest.fail("the app did not start under uvicorn")
         time.sleep(0.05)
     assert httpx.get(url + "/healthz").status_code == 200
+    app.state.services.accounts.add_user(
+        BROWSER_USER, name="Llŷr Evans", role="admin", trust="REM", password=BROWSER_PASSWORD
+    )
     yield LiveServer(url, app, data)
     server.should_exit = True
     thread.join(timeout=10)
@@ -112,6 +123,7 @@ def _loopback_only(route) -> None:  # type: ignore[no-untyped-def]
 def page(browser, live_server):  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url, accept_downloads=True)
     context.route("**/*", _loopback_only)
+    sign_in(context, live_server)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -129,6 +141,7 @@ def phone(browser, live_server):  # type: ignore[no-untyped-def]
         base_url=live_server.url,
     )  # fmt: skip
     context.route("**/*", _loopback_only)
+    sign_in(context, live_server)
     page = context.new_page()
     yield page
     context.close()

@@ -73,7 +73,8 @@ def wait_until_done(page) -> None:  # type: ignore[no-untyped-def]
 
 
 def patient_images(live_server, nhs: str) -> dict:  # type: ignore[no-untyped-def]
-    return httpx.get(f"{live_server.url}/api/v1/patients/{nhs}/images").json()
+    _, key = live_server.services.accounts.create_key(name="browser test check", role="admin", trust="REM")
+    return httpx.get(f"{live_server.url}/api/v1/patients/{nhs}/images", headers={"Authorization": f"Bearer {key}"}).json()
 
 
 def test_batch_with_rotated_phone_photo_and_heic_is_stored(page, live_server, tmp_path):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import _loopback_only
+from tests.browser.conftest import _loopback_only, sign_in
 from tests.browser.helpers import heic_photo, new_patient, phone_jpeg, screenshot, seed_images, wrong_check_digit
 
 pytestmark = pytest.mark.browser
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.browser
 def plain(browser, live_server):  # type: ignore[no-untyped-def]
     context = browser.new_context(java_script_enabled=False, base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.route("**/*", _loopback_only)
+    sign_in(context, live_server)
     page = context.new_page()
     yield page
     context.close()
@@ -70,3 +71,28 @@ def test_errors_without_javascript(plain, live_server, tmp_path):  # type: ignor
     expect(summary.locator("a")).to_have_text(["NHS number fails the Modulus 11 check digit"])
     assert plain.get_attribute(".nhsuk-error-summary a", "href") == "#nhs_number"
     expect(plain.locator("#nhs_number-error")).to_be_visible()
+
+
+def test_sign_in_page_signs_in_and_returns_to_the_page_asked_for(browser, live_server):  # type: ignore[no-untyped-def]
+    from tests.browser.conftest import BROWSER_PASSWORD, BROWSER_USER
+
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.route("**/*", _loopback_only)
+    page = context.new_page()
+    page.goto("/search")
+    assert "/sign-in?next=" in page.url  # every page needs a signed-in user
+    page.fill("#username", BROWSER_USER)
+    page.fill("#password", "not the password at all")
+    page.click("button:has-text('Sign in')")
+    expect(page.locator(".nhsuk-error-summary")).to_contain_text("Enter a correct username and password")
+    page.fill("#username", BROWSER_USER)
+    page.fill("#password", BROWSER_PASSWORD)
+    page.click("button:has-text('Sign in')")
+    expect(page.locator("h1")).to_contain_text("Find a patient")
+    assert page.url.endswith("/search")
+    cookie = next(c for c in context.cookies() if c["name"] == "ologies_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    screenshot(page, "signed-in-search")
+    page.click("button:has-text('Sign out')")
+    assert "/sign-in" in page.url
+    context.close()

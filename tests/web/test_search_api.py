@@ -12,7 +12,7 @@ from repository.errors import IndexUnavailable
 from repository.settings import Settings
 from search.backends.sqlite import SQLiteIndex
 from tests import imagegen
-from tests.conftest import NHS_A, NHS_B, patient_fields
+from tests.conftest import NHS_A, NHS_B, api_key, patient_fields
 from web.app import create_app
 from web.services import Services
 
@@ -127,7 +127,9 @@ def test_index_outage_upload_is_202_search_is_503_and_reconciler_catches_up(tmp_
     settings = Settings(store_url=(tmp_path / "s").as_uri(), index_url="sqlite:///unused", _env_file=None)
     index = SwitchableIndex(tmp_path / "index.sqlite3")
     services = Services.build(settings, index=index)
-    with TestClient(create_app(services=services, reconcile=False)) as client:
+    app = create_app(services=services, reconcile=False)
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {api_key(app)}"
         index.down = True
         body = upload(client, 7)
         assert body["searchable"] is False and "not yet searchable" in body["message"]

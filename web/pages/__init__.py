@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.pages import assets, clinical, upload, viewer
+from web.pages import assets, clinical, signin, upload, viewer
 
 router = APIRouter(include_in_schema=False)
-for _module in (assets, upload, clinical, viewer):
+for _module in (assets, signin, upload, clinical, viewer):
     router.include_router(_module.router)

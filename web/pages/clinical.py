@@ -43,7 +43,7 @@ def search(page: PageDep, nhs_number: Opt = "", family_name: Opt = "") -> Respon
         except InvalidInput as exc:
             errors.add_exception(exc)
         else:
-            found = page.services.repository.index.search(InstanceQuery(patient_id=patient_id, limit=1, facets=()))
+            found = page.search(InstanceQuery(patient_id=patient_id, limit=1, facets=()))
             if found.total:
                 return RedirectResponse(f"/patients/{patient_id}", status_code=303)
             patients = []
@@ -64,7 +64,7 @@ def _patients_named(page: Page, name: str, birth_date: str) -> list[dict[str, An
         patient_name=name.strip(), patient_birth_date=dt.date.fromisoformat(birth_date), limit=500, facets=()
     )  # fmt: skip
     patients: dict[str, dict[str, Any]] = {}
-    for view in timeline.views(page.services.repository.index.search(query)):
+    for view in timeline.views(page.search(query)):
         patient = view["patient"]
         entry = patients.setdefault(patient["nhs_number"], {**patient, "images": 0, "latest": ""})
         entry["images"] += 1
@@ -85,7 +85,7 @@ def patient(
     filters = {"specialty": specialty, "body_site": body_site, "year": year, "trust": trust}
     if year and not (year.isdigit() and len(year) == 4):
         raise QueryError("year must be written with 4 numbers", field="year")
-    result = timeline.patient_history(page.services, patient_id, filters)
+    result = page.search(timeline.patient_query(patient_id, filters), detail="patient page")
     images = timeline.views(result)
     labels = timeline.Labels(page.catalogue)
     for image in images:
@@ -110,5 +110,5 @@ def patient(
 
 
 def _newest(page: Page, patient_id: str) -> dict[str, Any] | None:
-    found = page.services.repository.index.search(InstanceQuery(patient_id=patient_id, limit=1, facets=()))
+    found = page.search(InstanceQuery(patient_id=patient_id, limit=1, facets=()))
     return timeline.views(found)[0] if found.items else None

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from repository.catalogue import Catalogue
-from repository.errors import BackendUnavailable, OlogiesError
+from repository.errors import BackendUnavailable, OlogiesError, Unauthenticated
+from repository.guard import Caller
+from search.query import InstanceQuery, SearchPage
+from web.auth import get_caller
 from web.deps import ServicesDep
 from web.errors import status_for
 from web.pages.templating import build_templates
@@ -34,17 +38,28 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
 class Page:
     request: Request
     services: Services
+    caller: Caller
+    csrf_token: str = ""
 
     @property
     def catalogue(self) -> Catalogue:
         return self.services.catalogue
 
+    def search(self, query: InstanceQuery, *, detail: str = "page") -> SearchPage:
+        """Every page's search goes through the guard: scoped to the caller's trusts, audited."""
+        return self.services.guard.search(self.caller, query, detail=detail)
+
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("csrf_token", self.csrf_token)
+        context.setdefault("signed_in", self.caller.principal)
         return render(self.request, name, context, status)
 
 
 def get_page(request: Request, services: ServicesDep) -> Page:
-    return Page(request, services)
+    """The signed-in caller (a session cookie, or API credentials), or a redirect to sign in."""
+    caller = get_caller(request)
+    session = getattr(request.state, "session", None) or {}
+    return Page(request, services, caller, session.get("c", ""))
 
 
 PageDep = Annotated[Page, Depends(get_page)]
@@ -67,6 +82,9 @@ class PageRoute(APIRoute):
         async def page_handler(request: Request) -> Response:
             try:
                 return await handler(request)
+            except Unauthenticated:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
             except OlogiesError as exc:
                 return render_error(request, exc)
 

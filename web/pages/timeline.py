@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 
 from repository.catalogue import Catalogue
 from search.query import InstanceQuery, SearchPage
-from web.services import Services
 from web.views import instance_view
 
 # The patient page's filters, in the order their facets are shown.
@@ -45,10 +44,6 @@ def patient_query(patient_id: str, filters: Mapping[str, str] | None = None, *, 
         limit=PATIENT_LIMIT,
         facets=("specialty", "body_site", "year", "trust") if facets else (),
     )
-
-
-def patient_history(services: Services, patient_id: str, filters: Mapping[str, str] | None = None) -> SearchPage:
-    return services.repository.index.search(patient_query(patient_id, filters))
 
 
 def views(page: SearchPage) -> list[dict[str, Any]]:

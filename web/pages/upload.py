@@ -51,7 +51,7 @@ def _history(page: Page, nhs_number: str, values: dict[str, Any], errors: forms.
     except InvalidInput as exc:
         errors.add_exception(exc)
         return None
-    result = page.services.repository.index.search(timeline.patient_query(patient_id, facets=False))
+    result = page.search(timeline.patient_query(patient_id, facets=False))
     images = timeline.views(result)[:HISTORY_SHOWN]
     for image in images:
         image["thumb_width"], image["thumb_height"] = timeline.thumbnail_box(image, THUMBNAIL_BOX)
@@ -95,7 +95,9 @@ async def upload_submit(page: PageDep) -> Response:
         if errors:
             return _render_form(page, values, errors, None)
         fields = {name: values[name] for name in FORM_FIELDS}
-        batch = await run_in_threadpool(page.services.ingestor.ingest, incoming, fields, route="web")
+        batch = await run_in_threadpool(
+            page.services.guard.upload, page.caller, page.services.ingestor.ingest, incoming, fields, route="web"
+        )
     except OlogiesError as exc:
         errors.add_exception(exc)
         response = _render_form(page, values, errors, None)

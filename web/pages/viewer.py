@@ -20,7 +20,7 @@ THUMBNAIL_BOX = 120
 def _sequence(page: Page, patient_id: str) -> list[dict[str, Any]]:
     """The patient's images, newest first: the order of the timeline the viewer steps through."""
     query = timeline.patient_query(patient_id, facets=False)
-    images = timeline.views(page.services.repository.index.search(query))
+    images = timeline.views(page.search(query))
     for image in images:
         image["thumb_width"], image["thumb_height"] = timeline.thumbnail_box(image, THUMBNAIL_BOX)
     return images
@@ -33,7 +33,7 @@ def _same_site(images: list[dict[str, Any]], image: dict[str, Any]) -> list[dict
 
 @router.get("/images/{uid}")
 def viewer(page: PageDep, uid: str) -> Response:
-    image = instance_metadata(uid, page.services)
+    image = instance_metadata(uid, page.services, page.caller)
     images = _sequence(page, image["patient"]["nhs_number"])
     uids = [i["sop_instance_uid"] for i in images]
     at = uids.index(uid) if uid in uids else -1  # -1: stored but not yet indexed
@@ -54,12 +54,12 @@ def viewer(page: PageDep, uid: str) -> Response:
 @router.get("/compare")
 def compare(page: PageDep, left: Uid, right: Uid = "") -> Response:
     """With one image, a choice of the patient's other images of that body site; with two, both."""
-    first = instance_metadata(left, page.services)
+    first = instance_metadata(left, page.services, page.caller)
     labels = timeline.Labels(page.catalogue)
     if not right:
         images = _sequence(page, first["patient"]["nhs_number"])
         return page.render("compare_pick.jinja", image=first, candidates=_same_site(images, first), labels=labels)
-    second = instance_metadata(right, page.services)
+    second = instance_metadata(right, page.services, page.caller)
     if first["patient"]["nhs_number"] != second["patient"]["nhs_number"]:
         # Never put two patients side by side: it invites a wrong-patient comparison.
         raise InvalidInput("These two images are of different patients and cannot be compared", field="right")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -15,11 +16,16 @@ from ingest.pipeline import BatchResult
 from repository.errors import InvalidInput
 from repository.patients import normalise_patient_id
 from search.query import InstanceQuery
+from web.auth import CallerDep
 from web.deps import ServicesDep
 from web.uploads import receive_form
 from web.views import group_by_study, links
 
 router = APIRouter(prefix="/api/v1", tags=["images"])
+
+
+class GrantRequest(BaseModel):
+    reason: str = Field(min_length=10, max_length=500, description="why this patient's images are needed for direct care")
 
 FORM_FIELDS = (
     "nhs_number", "family_name", "given_name", "birth_date", "sex", "trust", "specialty",
@@ -85,7 +91,7 @@ _UPLOAD_SCHEMA = {
         503: {"description": "the object store is unavailable; retry"},
     },
 )
-async def upload_images(request: Request, services: ServicesDep) -> JSONResponse:
+async def upload_images(request: Request, services: ServicesDep, caller: CallerDep) -> JSONResponse:
     """Upload a batch of photographs for one patient; each becomes a DICOM instance.
 
     All or nothing: if any file or field is invalid, nothing from the batch is stored.
@@ -100,7 +106,9 @@ async def upload_images(request: Request, services: ServicesDep) -> JSONResponse
         if not incoming:
             raise InvalidInput("at least one file part named 'file' is required", field="file")
         fields = {name: form.fields.get(name) for name in FORM_FIELDS}
-        batch = await run_in_threadpool(services.ingestor.ingest, incoming, fields, route="api")
+        batch = await run_in_threadpool(
+            services.guard.upload, caller, services.ingestor.ingest, incoming, fields, route="api"
+        )
     finally:
         await run_in_threadpool(shutil.rmtree, spool, True)
     return batch_response(batch)
@@ -110,17 +118,32 @@ async def upload_images(request: Request, services: ServicesDep) -> JSONResponse
 def patient_images(
     nhs_number: str,
     services: ServicesDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """A patient's image history, newest first, grouped by study."""
     patient_id, _ = normalise_patient_id(nhs_number, allow_test_numbers=True)
-    page = services.repository.index.search(InstanceQuery(patient_id=patient_id, limit=limit, offset=offset))
+    guard = services.guard
+    page = guard.search(caller, InstanceQuery(patient_id=patient_id, limit=limit, offset=offset), detail="patient history")
     return {
         "nhs_number": patient_id,
         "total": page.total,
+        # images at trusts the caller cannot see yet: counts only, for a clinician to ask
+        "other_trusts": guard.other_trust_counts(caller, patient_id),
         "limit": limit,
         "offset": offset,
         "facets": page.facets,
         "studies": group_by_study(page.items),
     }
+
+
+@router.post("/patients/{nhs_number}/access-grants", status_code=201)
+def grant_access(nhs_number: str, body: GrantRequest, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    """State a reason for direct care to see this patient's images at other trusts (time-limited,
+    audited as an override, reported to information governance)."""
+    patient_id, _ = normalise_patient_id(nhs_number, allow_test_numbers=True)
+    grant = services.guard.grant_cross_trust(
+        caller, patient_id, body.reason, services.accounts, services.settings.cross_trust_grant_hours
+    )
+    return {"nhs_number": patient_id, "expires_at": grant.expires_at.isoformat(), "reason": grant.reason}

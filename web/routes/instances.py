@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from repository.errors import IndexUnavailable, NotFound
-from search.document import document_from_dataset
+from repository.access import Action, PurposeValues
+from web.auth import CallerDep
 from web.deps import ServicesDep
 from web.views import instance_view
 
@@ -20,21 +20,19 @@ router = APIRouter(prefix="/api/v1/instances", tags=["instances"])
 IMMUTABLE = "private, max-age=86400, immutable"
 
 
+Purpose = Annotated[PurposeValues, Query(description="what the image is used for; consent limits teaching and publication")]
+
+
 @router.get("/{uid}")
-def instance_metadata(uid: str, services: ServicesDep) -> dict[str, Any]:
+def instance_metadata(uid: str, services: ServicesDep, caller: CallerDep, purpose: Purpose = PurposeValues.DIRECT_CARE) -> dict[str, Any]:
     """Metadata of one instance (from the index, or from the object itself if not yet indexed)."""
-    repository = services.repository
-    try:
-        return instance_view(repository.index.get(uid))
-    except (NotFound, IndexUnavailable):
-        key = repository.locate(uid)  # NotFound here means it really does not exist
-        header = repository.read_instance_header(uid)
-        return instance_view(document_from_dataset(header, repository.store.head(key)))
+    return instance_view(services.guard.open_instance(caller, uid, Action.VIEW, purpose=purpose, detail="metadata"))
 
 
 @router.get("/{uid}/file", response_class=StreamingResponse, responses={200: {"content": {"application/dicom": {}}}})
-def instance_file(uid: str, services: ServicesDep) -> StreamingResponse:
+def instance_file(uid: str, services: ServicesDep, caller: CallerDep) -> StreamingResponse:
     """The stored DICOM object, byte for byte (application/dicom)."""
+    services.guard.open_instance(caller, uid, Action.DOWNLOAD, detail="DICOM file")
     repository = services.repository
     key = repository.locate(uid)
     size = repository.store.head(key).size
@@ -64,14 +62,20 @@ def _jpeg(data: bytes, uid: str, name: str, request: Request) -> Response:
 
 
 @router.get("/{uid}/rendered", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-async def instance_rendered(uid: str, request: Request, services: ServicesDep) -> Response:
+async def instance_rendered(
+    uid: str, request: Request, services: ServicesDep, caller: CallerDep, purpose: Purpose = PurposeValues.DIRECT_CARE
+) -> Response:
     """An upright JPEG rendering of the image, with no metadata."""
+    await run_in_threadpool(services.guard.open_instance, caller, uid, Action.VIEW, purpose=purpose, detail="rendered")
     data = await run_in_threadpool(services.renditions.rendered, uid)
     return _jpeg(data, uid, "rendered", request)
 
 
 @router.get("/{uid}/thumbnail", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-async def instance_thumbnail(uid: str, request: Request, services: ServicesDep) -> Response:
+async def instance_thumbnail(
+    uid: str, request: Request, services: ServicesDep, caller: CallerDep, purpose: Purpose = PurposeValues.DIRECT_CARE
+) -> Response:
     """A small JPEG thumbnail, with no metadata."""
+    await run_in_threadpool(services.guard.open_instance, caller, uid, Action.VIEW, purpose=purpose, detail="thumbnail")
     data = await run_in_threadpool(services.renditions.thumbnail, uid)
     return _jpeg(data, uid, "thumbnail", request)

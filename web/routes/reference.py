@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from web.auth import get_caller
 from web.deps import ServicesDep
 
-router = APIRouter(prefix="/api/v1", tags=["reference"])
+# Coded lists hold no patient data, but the service is closed to the unauthenticated.
+router = APIRouter(prefix="/api/v1", tags=["reference"], dependencies=[Depends(get_caller)])
 
 
 @router.get("/body-sites")

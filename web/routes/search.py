@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from repository.patients import normalise_patient_id
 from search.query import MAX_LIMIT, InstanceQuery, parse_date
+from web.auth import CallerDep
 from web.deps import ServicesDep
 from web.views import instance_view
 
@@ -18,6 +19,7 @@ Opt = Annotated[str | None, Query()]
 @router.get("/search")
 def search(
     services: ServicesDep,
+    caller: CallerDep,
     q: Annotated[str, Query(max_length=200, description="free text over description, body site and name")] = "",
     nhs_number: Opt = None,
     name: Annotated[str | None, Query(max_length=64, description="patient name, any part, accents ignored")] = None,
@@ -51,7 +53,10 @@ def search(
         limit=limit,
         offset=offset,
     )
-    page = services.repository.index.search(query)
+    # Record which filters were used, not their values (names and numbers are patient data).
+    used = ",".join(k for k, v in (("q", q), ("nhs_number", nhs_number), ("name", name), ("birth_date", birth_date),
+                                   ("specialty", specialty), ("body_site", body_site), ("trust", trust)) if v)  # fmt: skip
+    page = services.guard.search(caller, query, detail=f"search: {used or 'all'}")
     return {
         "total": page.total,
         "limit": page.limit,

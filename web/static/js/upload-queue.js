@@ -183,6 +183,9 @@ export class UploadQueue {
     xhr.open('POST', '/api/v1/images');
     xhr.responseType = 'json';
     xhr.setRequestHeader('Accept', 'application/json');
+    // The session cookie signs the request in; the page's CSRF token proves it came from our page.
+    const csrf = document.querySelector('meta[name="csrf-token"]');
+    if (csrf) xhr.setRequestHeader('X-CSRF-Token', csrf.content);
     xhr.upload.addEventListener('progress', (event) => {
       if (!event.lengthComputable) return;
       item.loaded = event.loaded;

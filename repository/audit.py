@@ -1,0 +1,236 @@
+"""A tamper-evident, append-only audit trail of every access to patient data (DECISIONS.md 19),
+in the spirit of IHE ATNA: who (user, role, trust, source address), what (action, patient,
+objects), outcome, when, and the reason where one was given.
+
+Records are objects in the object store, one chain per writing process ("stream"):
+
+    audit/records/{stream}/{seq:012d}.json   {"event": ..., "seq", "prev", "hash"}
+    audit/anchors/{stream}/{seq:012d}.json   the stream's head, written every ANCHOR_EVERY records
+
+``hash`` is SHA-256 over ``prev`` and the canonical JSON of the event, so editing a record breaks
+the chain at the next one; sequence numbers are contiguous from 1, so deleting one leaves a gap;
+anchors pin heads, so cutting off the tail is seen too. A record is written (create-if-absent)
+before the response that it describes is sent: no access without a durable record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+from repository.access import Principal
+from repository.errors import NotFound
+from repository.store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+RECORDS = "audit/records/"
+ANCHORS = "audit/anchors/"
+ANCHOR_EVERY = 50
+GENESIS = "0" * 64
+
+# DICOM PS3.15 A.5 audit event IDs (DCM codes) for each action.
+EVENT_CODES = {
+    "upload": ("110107", "Import"),
+    "search": ("110112", "Query"),
+    "view": ("110103", "DICOM Instances Accessed"),
+    "download": ("110103", "DICOM Instances Accessed"),
+    "export": ("110106", "Export"),
+    "change": ("110110", "Patient Record"),
+    "delete": ("110105", "DICOM Study Deleted"),
+    "sign-in": ("110114", "User Authentication"),
+    "denied": ("110113", "Security Alert"),
+    "grant": ("110113", "Security Alert"),  # emergency/cross-trust override
+    "audit-read": ("110101", "Audit Log Used"),
+}
+OUTCOME_SUCCESS, OUTCOME_MINOR_FAILURE, OUTCOME_SERIOUS_FAILURE = 0, 4, 8
+
+
+@dataclass
+class AuditEvent:
+    action: str
+    outcome: int = OUTCOME_SUCCESS
+    user: str = ""  # Principal.subject, or what was presented for a failed sign-in ("anonymous")
+    user_name: str = ""
+    role: str = ""
+    trust: str = ""
+    source: str = ""  # client address
+    patient_ids: list[str] = field(default_factory=list)
+    study_uids: list[str] = field(default_factory=list)
+    sop_instance_uids: list[str] = field(default_factory=list)
+    reason: str = ""
+    detail: str = ""  # route or query summary; never a patient name
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+
+    @classmethod
+    def by(cls, principal: Principal | None, action: str, *, source: str = "", **values: object) -> "AuditEvent":
+        if principal is None:
+            return cls(action=action, user="anonymous", source=source, **values)  # type: ignore[arg-type]
+        return cls(
+            action=action, user=principal.subject, user_name=principal.name, role=principal.role.value,
+            trust=principal.trust, source=source, **values,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+def _canonical(event: dict) -> bytes:  # type: ignore[type-arg]
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev: str, event: dict) -> str:  # type: ignore[type-arg]
+    return hashlib.sha256(prev.encode() + _canonical(event)).hexdigest()
+
+
+@dataclass
+class VerifyReport:
+    streams: int = 0
+    records: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+class AuditLog:
+    def __init__(self, store: ObjectStore, *, stream: str | None = None) -> None:
+        self.store = store
+        # One chain per process: no cross-process lock is needed to keep it linear.
+        self.stream = stream or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._seq = 0
+        self._prev = GENESIS
+        self._lock = threading.Lock()
+
+    def record(self, event: AuditEvent) -> None:
+        body = asdict(event)
+        with self._lock:
+            seq, digest = self._seq + 1, chain_hash(self._prev, body)
+            payload = {"event": body, "seq": seq, "prev": self._prev, "hash": digest}
+            self.store.put(
+                f"{RECORDS}{self.stream}/{seq:012d}.json", _canonical(payload),
+                media_type="application/json", if_none_match=True,
+            )  # fmt: skip
+            self._seq, self._prev = seq, digest
+            if seq % ANCHOR_EVERY == 0:
+                self._anchor_locked()
+
+    def anchor(self) -> None:
+        with self._lock:
+            if self._seq:
+                self._anchor_locked()
+
+    def _anchor_locked(self) -> None:
+        self.store.put(
+            f"{ANCHORS}{self.stream}/{self._seq:012d}.json",
+            _canonical({"seq": self._seq, "hash": self._prev, "time": dt.datetime.now(dt.timezone.utc).isoformat()}),
+            media_type="application/json",
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+    def _streams(self) -> set[str]:
+        return {k[len(RECORDS) :].split("/")[0] for k in self.store.iter_keys(RECORDS)}
+
+    def _read(self, key: str) -> dict:  # type: ignore[type-arg]
+        with self.store.open(key) as handle:
+            return json.loads(handle.read())  # type: ignore[no-any-return]
+
+    def events(self) -> Iterator[AuditEvent]:
+        for key in sorted(self.store.iter_keys(RECORDS)):
+            try:
+                yield AuditEvent(**self._read(key)["event"])
+            except (NotFound, ValueError, TypeError, KeyError):
+                continue
+
+    def query(
+        self, *, patient_id: str | None = None, user: str | None = None, trust: str | None = None,
+        since: dt.datetime | None = None, actions: Iterable[str] | None = None,
+    ) -> list[AuditEvent]:  # fmt: skip
+        wanted = set(actions) if actions else None
+        found = []
+        for event in self.events():
+            if patient_id and patient_id not in event.patient_ids:
+                continue
+            if user and event.user != user:
+                continue
+            if trust and event.trust != trust:
+                continue
+            if wanted and event.action not in wanted:
+                continue
+            if since and dt.datetime.fromisoformat(event.time.replace("Z", "+00:00")) < since:
+                continue
+            found.append(event)
+        found.sort(key=lambda e: e.time)
+        return found
+
+    def verify(self) -> VerifyReport:
+        report = VerifyReport()
+        for stream in sorted(self._streams()):
+            report.streams += 1
+            keys = sorted(self.store.iter_keys(f"{RECORDS}{stream}/"))
+            heads: dict[int, str] = {}
+            prev, expected = GENESIS, 1
+            for key in keys:
+                seq = int(key.rsplit("/", 1)[1].split(".")[0])
+                if seq != expected:
+                    report.problems.append(f"{stream}: record {expected} is missing (next is {seq})")
+                    expected = seq
+                try:
+                    payload = self._read(key)
+                except (ValueError, NotFound):
+                    report.problems.append(f"{stream}: record {seq} is unreadable")
+                    expected += 1
+                    continue
+                if payload.get("seq") != seq or payload.get("prev") != prev:
+                    report.problems.append(f"{stream}: record {seq} does not follow record {seq - 1}")
+                if chain_hash(payload.get("prev", ""), payload.get("event", {})) != payload.get("hash"):
+                    report.problems.append(f"{stream}: record {seq} has been altered")
+                prev = payload.get("hash", "")
+                heads[seq] = prev
+                expected += 1
+                report.records += 1
+            for anchor_key in self.store.iter_keys(f"{ANCHORS}{stream}/"):
+                anchor = self._read(anchor_key)
+                if heads.get(anchor["seq"]) != anchor["hash"]:
+                    report.problems.append(f"{stream}: records up to {anchor['seq']} differ from the anchor")
+        return report
+
+
+def fhir_audit_event(event: AuditEvent) -> dict[str, object]:
+    """The event as a FHIR R4 AuditEvent resource (DICOM event codes, as IHE BALP does)."""
+    code, display = EVENT_CODES.get(event.action, ("110100", "Application Activity"))
+    entities: list[dict[str, object]] = [
+        {"what": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": pid}},
+         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"}}
+        for pid in event.patient_ids
+    ]  # fmt: skip
+    entities += [
+        {"what": {"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}},
+         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"}}
+        for uid in event.study_uids + event.sop_instance_uids
+    ]  # fmt: skip
+    return {
+        "resourceType": "AuditEvent",
+        "id": event.event_id,
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": code, "display": display},
+        "subtype": [{"system": "urn:ologies:action", "code": event.action}],
+        "recorded": event.time,
+        "outcome": str(event.outcome),
+        "purposeOfEvent": [{"text": event.reason}] if event.reason else [],
+        "agent": [{
+            "who": {"identifier": {"value": event.user}, "display": event.user_name or event.user},
+            "role": [{"text": event.role}] if event.role else [],
+            "requestor": True,
+            "network": {"address": event.source, "type": "2"} if event.source else None,
+        }],
+        "source": {"observer": {"display": f"ologies {event.trust}".strip()}},
+        "entity": entities,
+    }  # fmt: skip

@@ -1,0 +1,133 @@
+"""Authentication for every route: bearer JWTs from an OpenID Connect provider (NHS CIS2, Entra
+ID, Keycloak), device and service API keys, and signed session cookies for the web pages (with
+CSRF protection). The result is a ``Principal``; what it may do is ``AccessPolicy``'s decision.
+
+Failures say only "authentication required" (401): never which part was wrong. Each failure is
+audited as a sign-in failure with the client's address.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from repository.access import Principal, RoleValues
+from repository.audit import OUTCOME_MINOR_FAILURE, AuditEvent
+from repository.errors import Forbidden, Unauthenticated
+from repository.guard import Caller
+from web.services import Services
+
+SESSION_COOKIE = "ologies_session"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+MAX_HEADER_BYTES = 8192
+
+
+class OIDCVerifier:
+    """Validates bearer JWTs: signature by a key from the provider's JWKS (refetched when a new
+    key id appears, so key rotation needs no restart), issuer, audience, expiry and not-before;
+    only asymmetric algorithms are accepted, so ``alg: none`` and HS256-with-the-public-key fail.
+    """
+
+    ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+
+    def __init__(self, *, issuer: str, audience: str, jwks_url: str, role_claim: str, trust_claim: str, jwks_client: Any = None) -> None:
+        self.issuer, self.audience = issuer, audience
+        self.role_claim, self.trust_claim = role_claim, trust_claim
+        self.jwks = jwks_client or jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+
+    def principal(self, token: str) -> Principal:
+        try:
+            key = self.jwks.get_signing_key_from_jwt(token).key
+            claims = jwt.decode(
+                token, key, algorithms=self.ALGORITHMS, audience=self.audience, issuer=self.issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]}, leeway=30,
+            )  # fmt: skip
+        except (jwt.PyJWTError, ValueError, KeyError) as exc:
+            raise Unauthenticated("invalid credentials") from exc
+        roles = claims.get(self.role_claim)
+        roles = [roles] if isinstance(roles, str) else list(roles or [])
+        role = next((RoleValues(r) for r in roles if r in {v.value for v in RoleValues}), None)
+        trust = claims.get(self.trust_claim)
+        if role is None or not isinstance(trust, str) or not trust:
+            raise Unauthenticated("invalid credentials")
+        return Principal(f"oidc:{claims['sub']}", str(claims.get("name") or claims["sub"]), role, trust.upper(), kind="oidc")
+
+
+class Sessions:
+    """Signed session cookies: ``{"u": username, "c": csrf token}``, re-checked against the
+    account on each use so that a disabled account stops working within seconds."""
+
+    def __init__(self, secret: str, *, max_age: int) -> None:
+        self.serializer = URLSafeTimedSerializer(secret, salt="ologies-session")
+        self.max_age = max_age
+
+    def issue(self, username: str) -> tuple[str, str]:
+        csrf = secrets.token_urlsafe(24)
+        return self.serializer.dumps({"u": username, "c": csrf, "t": int(time.time())}), csrf
+
+    def read(self, cookie: str) -> dict[str, str] | None:
+        try:
+            data = self.serializer.loads(cookie, max_age=self.max_age)
+        except BadSignature:
+            return None
+        return data if isinstance(data, dict) and "u" in data and "c" in data else None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def authenticate(request: Request, services: Services) -> tuple[Principal, dict[str, str] | None]:
+    """The principal behind the request's credentials (and the session, for cookies)."""
+    header = request.headers.get("authorization", "")
+    api_key = request.headers.get("x-api-key", "")
+    if len(header) > MAX_HEADER_BYTES or len(api_key) > MAX_HEADER_BYTES:
+        raise Unauthenticated("invalid credentials")
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("invalid credentials")
+        if token.startswith("olk_"):
+            return services.accounts.authenticate_key(token), None
+        if services.oidc is None:
+            raise Unauthenticated("invalid credentials")
+        return services.oidc.principal(token), None
+    if api_key:
+        return services.accounts.authenticate_key(api_key), None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        session = services.sessions.read(cookie)
+        if session is not None:
+            principal = services.accounts.active_user(session["u"])
+            if request.method in UNSAFE_METHODS:
+                presented = request.headers.get(CSRF_HEADER) or request.query_params.get("csrf_token") or ""
+                if not hmac.compare_digest(presented, session["c"]):
+                    raise Forbidden("the form has expired or did not come from this site: reload the page and try again")
+            return principal, session
+    raise Unauthenticated("authentication required")
+
+
+def get_caller(request: Request) -> Caller:
+    """Authenticate the request (401 otherwise): every route except health and sign-in uses it."""
+    services: Services = request.app.state.services
+    try:
+        principal, session = authenticate(request, services)
+    except (Unauthenticated, Forbidden) as exc:
+        services.audit.record(AuditEvent.by(
+            None, "sign-in", source=client_address(request), outcome=OUTCOME_MINOR_FAILURE,
+            detail=f"{request.method} {request.url.path}: {exc.code}",
+        ))  # fmt: skip
+        raise
+    request.state.session = session
+    return Caller(principal, client_address(request))
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
