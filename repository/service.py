@@ -9,24 +9,38 @@ Write ordering for one instance:
   4. the index upsert; only if that succeeds is the marker removed.
 A crash after any step leaves a marker that the reconciler completes; an index outage leaves the
 object stored (acknowledged as 202 "not yet searchable") and the marker drains later.
+
+Every step is idempotent, so reconcilers may run in every app server at once: two of them
+completing one marker both re-claim the locator (the second gets ``AlreadyExists``), both write
+the same document under the same UID, and both delete the marker (deleting a missing key is no
+error). After an index failure, uploads skip the index for ``index_retry_seconds`` (they are
+acknowledged as pending at once instead of each waiting out the index's timeouts); a reconcile
+pass that completes ends that early.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
+import shutil
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 from pydicom import Dataset, dcmread
 
 from repository import keys
-from repository.errors import AlreadyExists, Conflict, IndexUnavailable, NotFound
+from repository.errors import AlreadyExists, Conflict, IndexUnavailable, NotFound, StoreUnavailable
 from repository.hashing import sha256_of_stream
+from repository.private_tags import get_private
 from repository.store import DICOM_MEDIA_TYPE, ObjectStore, StoredObject
 from search.document import document_from_dataset
 from search.index import SearchIndex
@@ -52,6 +66,9 @@ class PreparedInstance:
     #: True when the SOP Instance UID was derived from the uploaded bytes, so an existing
     #: instance with this UID is by construction the same image (DECISIONS.md 4)
     uid_derived_from_content: bool = True
+    #: for DICOM input: digest of the content without our provenance block (private
+    #: ContentSHA256); equal digests are the same instance even when the bytes differ
+    content_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,22 +87,97 @@ class ConsistencyReport:
     indexed: int = 0
     missing_from_index: list[str] = field(default_factory=list)
     missing_from_store: list[str] = field(default_factory=list)
+    #: locators naming an instance that is not stored (would answer a UID with a missing object)
+    locators_without_object: list[str] = field(default_factory=list)
+    #: stored instances without a locator (not findable by UID until a reconcile or reindex)
+    objects_without_locator: list[str] = field(default_factory=list)
     pending_markers: int = 0
 
     @property
     def consistent(self) -> bool:
-        return not (self.missing_from_index or self.missing_from_store)
+        return not (self.missing_from_index or self.missing_from_store
+                    or self.locators_without_object or self.objects_without_locator)  # fmt: skip
+
+
+@dataclass
+class ReindexReport:
+    """What ``Repository.reindex`` did; the index-specific details are in ``rebuild``."""
+
+    instances: int = 0
+    #: skipped because an interrupted rebuild being resumed already holds them (not read again)
+    already_indexed: int = 0
+    locators_restored: int = 0
+    markers_cleared: int = 0
+    unreadable: int = 0
+    rebuild: object | None = None  # e.g. ElasticsearchIndex.last_rebuild
+
+
+class _Rewindable(io.RawIOBase):
+    """A forward-only stream (an S3 GET body) made seekable over the bytes read so far, which it
+    keeps: pydicom tells and seeks back a few bytes as it parses. Used for headers only, so what
+    it keeps is the header, never the pixel data."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self._kept, self._pos = raw, bytearray(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            raise io.UnsupportedOperation("cannot seek from the end of a stream")
+        target = offset + (self._pos if whence == io.SEEK_CUR else 0)
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        self._pos = target
+        return target
+
+    def readinto(self, buffer: Any) -> int:
+        want = self._pos + len(buffer)
+        while len(self._kept) < want and (chunk := self._raw.read(max(want - len(self._kept), 64 * 1024))):
+            self._kept += chunk
+        data = self._kept[self._pos : want]
+        memoryview(buffer).cast("B")[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 def read_header(stream: BinaryIO) -> Dataset:
+    """The dataset up to its pixel data; reads only that far, also from a forward-only stream."""
+    if not stream.seekable():
+        stream = cast(BinaryIO, _Rewindable(stream))
     return dcmread(stream, stop_before_pixels=True)
 
 
+def read_whole(stream: BinaryIO) -> Dataset:
+    """The whole dataset; a forward-only stream is first spooled (to disk beyond 16 MiB)."""
+    if stream.seekable():
+        return dcmread(stream)
+    with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
+        shutil.copyfileobj(stream, spool, 1024 * 1024)
+        spool.seek(0)
+        return dcmread(spool)
+
+
 class Repository:
-    def __init__(self, store: ObjectStore, index: SearchIndex, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: ObjectStore, index: SearchIndex, *, clock: Callable[[], float] = time.time,
+        index_retry_seconds: float = 0.0, reindex_workers: int = 1,
+    ) -> None:  # fmt: skip
         self.store = store
         self.index = index
         self._clock = clock
+        self.index_retry_seconds = index_retry_seconds
+        self.reindex_workers = reindex_workers
+        self._index_down_until = 0.0  # monotonic; uploads skip the index until then
+        self._breaker_lock = threading.Lock()
+        self.last_reindex: ReindexReport | None = None
 
     # -- writing -----------------------------------------------------------------------------
     def store_instance(self, item: PreparedInstance) -> StoreOutcome:
@@ -117,15 +209,34 @@ class Repository:
         return json.dumps({"key": key, "created": self._clock()}).encode()
 
     def _index_stored(self, path: Path, stored: StoredObject, marker: str) -> bool:
+        if time.monotonic() < self._index_down_until:
+            return False  # the index failed moments ago: leave it to the reconciler (marker stays)
         try:
             with path.open("rb") as handle:
                 header = read_header(handle)
             self.index.upsert(document_from_dataset(header, stored))
         except IndexUnavailable as exc:
             log.warning("index unavailable, %s stays pending: %s", stored.key, exc)
+            with self._breaker_lock:
+                self._index_down_until = time.monotonic() + self.index_retry_seconds
+            self._keep_marker(marker, stored.key)
             return False
         self.store.delete(marker)
         return True
+
+    def _keep_marker(self, marker: str, key: str) -> None:
+        """Re-write the marker if it has gone: a reconciler elsewhere may have dropped it as
+        abandoned while a very slow upload was still writing its object."""
+        try:
+            if not self.store.exists(marker):
+                self.store.put(marker, self._marker_body(key), media_type="application/json")
+        except StoreUnavailable as exc:  # the object is stored; check/reindex will still find it
+            log.error("could not re-check the pending marker of %s: %s", key, exc)
+
+    def index_recovered(self) -> None:
+        """End the pause on index writes (called after a reconcile pass succeeds)."""
+        with self._breaker_lock:
+            self._index_down_until = 0.0
 
     def _existing(self, item: PreparedInstance) -> StoreOutcome | None:
         """The stored instance with this UID, if any; refuses a different patient or content."""
@@ -145,7 +256,8 @@ class Repository:
             stored_sha = self.store.head(key).sha256 or self._sha256_of(key)
             with item.path.open("rb") as handle:
                 incoming_sha = item.sha256 or sha256_of_stream(handle)[1]
-            if stored_sha != incoming_sha:
+            same_content = item.content_sha256 and get_private(header).get("ContentSHA256") == item.content_sha256
+            if stored_sha != incoming_sha and not same_content:
                 raise Conflict(
                     f"SOP Instance UID {item.sop_instance_uid} is already stored with different content"
                 )
@@ -177,7 +289,7 @@ class Repository:
 
     def read_instance(self, sop_instance_uid: str) -> Dataset:
         with self.open_instance(sop_instance_uid) as handle:
-            return dcmread(handle)
+            return read_whole(handle)
 
     # -- maintenance -------------------------------------------------------------------------
     def reconcile_pending(self, *, force: bool = False) -> int:
@@ -208,6 +320,7 @@ class Repository:
             self.index.upsert(self._document_for_key(key))
             self.store.delete(marker)
             done += 1
+        self.index_recovered()
         return done
 
     def pending_count(self) -> int:
@@ -222,46 +335,90 @@ class Repository:
     def iter_instance_keys(self) -> Iterator[str]:
         return (k for k in self.store.iter_keys(keys.STUDIES) if keys.is_instance_key(k))
 
-    def iter_documents(self, progress: Callable[[str], None] | None = None) -> Iterator[dict[str, object]]:
-        """Index documents for every stored instance, rebuilding missing locators as it goes."""
-        for key in self.iter_instance_keys():
+    def iter_documents(
+        self, progress: Callable[[str], None] | None = None, *, skip: Collection[str] = (),
+        report: ReindexReport | None = None,
+    ) -> Iterator[dict[str, object]]:  # fmt: skip
+        """Index documents for every stored instance (in listing order), restoring missing
+        locators as it goes. Objects are read by ``reindex_workers`` threads; instances whose
+        UIDs are in ``skip`` are not read at all. ``progress`` is called once per listed key."""
+        report = report if report is not None else ReindexReport()
+        located = {k[len(keys.LOCATORS) :] for k in self.store.iter_keys(keys.LOCATORS)}
+
+        def read(key: str) -> dict[str, object] | None:
             try:
                 doc = self._document_for_key(key)
             except NotFound:
-                continue  # deleted while we listed
+                return None  # deleted while we listed
             except Exception as exc:  # noqa: BLE001 - one unreadable object must not stop a rebuild
                 log.error("cannot read %s during reindex: %s", key, exc)
-                continue
+                report.unreadable += 1
+                return None
             sop_uid = str(doc["SOPInstanceUID"])
-            try:
-                self.store.put(keys.locator_key(sop_uid), key.encode(), media_type="text/plain", if_none_match=True)
-            except AlreadyExists:
-                pass
-            if progress:
-                progress(key)
-            yield doc
+            if sop_uid not in located:
+                try:
+                    self.store.put(keys.locator_key(sop_uid), key.encode(), media_type="text/plain", if_none_match=True)
+                    report.locators_restored += 1
+                except AlreadyExists:
+                    pass
+            return doc
+
+        listing = self.iter_instance_keys()
+        with ThreadPoolExecutor(self.reindex_workers, thread_name_prefix="ologies-reindex") as pool:
+            while chunk := list(islice(listing, 64 * self.reindex_workers)):
+                todo = []
+                for key in chunk:
+                    if keys.uids_from_instance_key(key)[2] in skip:
+                        report.already_indexed += 1
+                        if progress:
+                            progress(key)
+                    else:
+                        todo.append(key)
+                for key, doc in zip(todo, pool.map(read, todo)):
+                    if progress:
+                        progress(key)
+                    if doc is not None:
+                        report.instances += 1
+                        yield doc
 
     def reindex(self, progress: Callable[[str], None] | None = None) -> int:
-        """Rebuild the whole index from a listing of the store; clears pending markers."""
-        count = self.index.rebuild(self.iter_documents(progress))
+        """Rebuild the whole index from a listing of the store and clear the pending markers it
+        covers. An index that can resume an interrupted rebuild (Elasticsearch) is told which
+        instances it already holds, so those objects are not read again. Returns the number of
+        instances indexed now; ``last_reindex`` has the details."""
+        report = ReindexReport()
+        resuming = getattr(self.index, "rebuild_resuming", None)
+        if resuming is not None:
+            resuming(lambda present: self.iter_documents(progress, skip=present, report=report))
+        else:
+            self.index.rebuild(self.iter_documents(progress, report=report))
+        report.rebuild = getattr(self.index, "last_rebuild", None)
         for marker in list(self.store.iter_keys(keys.PENDING)):
             _, _, sop_uid = marker.partition(keys.PENDING)
             try:
                 self.index.get(sop_uid)
                 self.store.delete(marker)
+                report.markers_cleared += 1
             except NotFound:
                 pass
-        return count
+        self.last_reindex = report
+        self.index_recovered()
+        return report.instances
 
     def check(self) -> ConsistencyReport:
+        """Compare the listing of the store with the index and the locators. The index and the
+        locators are listed before the objects: as each is written after its object, an upload in
+        flight can then only show as "missing from index" or "without locator" (as a pending
+        instance does), never as an index entry or a locator without its object."""
         report = ConsistencyReport()
-        stored: set[str] = set()
-        for key in self.iter_instance_keys():
-            stored.add(keys.uids_from_instance_key(key)[2])
         indexed = set(self.index.iter_uids())
+        located = {k[len(keys.LOCATORS) :] for k in self.store.iter_keys(keys.LOCATORS)}
+        stored = {keys.uids_from_instance_key(key)[2] for key in self.iter_instance_keys()}
         report.objects, report.indexed = len(stored), len(indexed)
         report.missing_from_index = sorted(stored - indexed)
         report.missing_from_store = sorted(indexed - stored)
+        report.locators_without_object = sorted(located - stored)
+        report.objects_without_locator = sorted(stored - located)
         report.pending_markers = self.pending_count()
         return report
 

@@ -15,6 +15,12 @@ and drops the rebuilding one (``must_exist``: of two racing rebuilds only one sw
 indices are deleted. Until (4) the alias stays on the old index, every old document searchable. The
 next ``rebuild`` continues in the interrupted index if its mapping version is current, else deletes
 it; objects removed from the store behind ``delete``'s back meanwhile are left to ``Repository.check``.
+Through ``rebuild_resuming`` the caller learns which UIDs the interrupted index already holds and
+need not read those objects from the store again (``ologies reindex`` prints what was carried over).
+
+Timeouts: writes and maintenance use ``es_timeout`` with two retries; what a person waits for
+(search, get, the readiness ping) uses ``es_search_timeout`` and is not retried after a timeout,
+so a hung cluster answers 503 within about that time (RELIABILITY.md F5).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -73,6 +79,8 @@ class RebuildReport:
 
     index: str
     resumed: bool
+    #: documents already in the resumed index, which the caller did not read again
+    carried_over: int = 0
     documents: int = 0
     created: int = 0
     skipped: int = 0
@@ -85,15 +93,21 @@ class ElasticsearchIndex:
     def __init__(
         self, client: Elasticsearch, *, prefix: str = "ologies", timeout: float = 10.0,
         max_result_window: int = mappings.MAX_RESULT_WINDOW, chunk_size: int = 1000,
-        page_size: int = 10_000, retire_delay: float = 0.5,
+        page_size: int = 10_000, retire_delay: float = 0.5, search_timeout: float | None = None,
     ) -> None:  # fmt: skip
         if max_result_window < MAX_LIMIT:
             raise ValueError(f"max_result_window must be at least the page limit {MAX_LIMIT}")
         self._es = client
+        # Reads a person waits for (search, get, readiness) get a short timeout and no retry
+        # after a timeout: a hung cluster gives a quick 503, not a request held for
+        # timeout x (1 + retries). A refused or reset connection is still retried once.
+        self._search_timeout = search_timeout or timeout
+        self._reader = client.options(request_timeout=self._search_timeout, max_retries=1, retry_on_timeout=False)
         self.prefix = mappings.check_prefix(prefix)
         self.alias = mappings.alias_name(prefix)
         self.building_alias = mappings.building_alias_name(prefix)
         self._timeout, self._window, self._chunk = timeout, max_result_window, chunk_size
+        self._shard_wait = f"{max(1, int(timeout / 2))}s"
         self._page = min(page_size, max_result_window)
         self._retire_delay = retire_delay  # lets searches already routed to an old index finish
         self._server_checked = False
@@ -115,7 +129,10 @@ class ElasticsearchIndex:
             )  # fmt: skip
         except ValueError as exc:
             raise ConfigurationError(f"OLOGIES_INDEX_URL is not usable: {exc}") from exc
-        return cls(client, prefix=settings.es_index_prefix, timeout=settings.es_timeout)
+        return cls(
+            client, prefix=settings.es_index_prefix, timeout=settings.es_timeout,
+            search_timeout=settings.es_search_timeout,
+        )  # fmt: skip
 
     # -- schema --------------------------------------------------------------------------------
     def _check_server(self) -> None:
@@ -173,7 +190,10 @@ class ElasticsearchIndex:
 
     def _bulk(self, operations: list[dict[str, Any]], targets: list[str], *, refresh: bool) -> None:
         """One bulk request; every item is checked (a 200 can carry ``errors: true``)."""
-        response = self._es.bulk(operations=operations, refresh="wait_for" if refresh else False, require_alias=True)
+        response = self._es.bulk(
+            operations=operations, refresh="wait_for" if refresh else False, require_alias=True,
+            timeout=self._shard_wait,  # a primary still recovering after a restart: fail, do not wait 1 min
+        )  # fmt: skip
         failures = []
         for position, item in enumerate(response["items"]):
             action, result = next(iter(item.items()))
@@ -224,7 +244,7 @@ class ElasticsearchIndex:
     def get(self, sop_instance_uid: str) -> dict[str, object]:
         with _translated("get"):
             try:
-                found = self._es.get(index=self.alias, id=sop_instance_uid)
+                found = self._reader.get(index=self.alias, id=sop_instance_uid)
             except NotFoundError as exc:
                 if _error_type(exc) == _INDEX_GONE:
                     raise
@@ -237,7 +257,11 @@ class ElasticsearchIndex:
 
     def iter_uids(self) -> Iterator[str]:
         """Every indexed UID, from one point in time (consistent even while writes go on)."""
-        with _translated("iter_uids"), self._point_in_time() as pit:
+        with _translated("iter_uids"):
+            yield from self._iter_ids(self.alias)
+
+    def _iter_ids(self, index: str) -> Iterator[str]:
+        with self._point_in_time(self._es, index) as pit:
             after: list[Any] | None = None
             while True:
                 page = self._es.search(
@@ -253,7 +277,7 @@ class ElasticsearchIndex:
 
     def ping(self) -> None:
         with _translated("ping"):
-            self._es.options(request_timeout=min(self._timeout, 5.0)).count(index=self.alias)
+            self._reader.count(index=self.alias)
 
     def close(self) -> None:
         self._es.close()
@@ -278,7 +302,7 @@ class ElasticsearchIndex:
             "aggs": mappings.search_aggs(query.facets),
         }
         if query.offset + query.limit <= self._window:
-            response = self._es.search(index=self.alias, from_=query.offset, size=query.limit, **body)
+            response = self._reader.search(index=self.alias, from_=query.offset, size=query.limit, **body)
             hits = response["hits"]["hits"]
         else:
             response, hits = self._deep_page(query, body)
@@ -289,13 +313,13 @@ class ElasticsearchIndex:
     def _deep_page(self, query: InstanceQuery, body: dict[str, Any]) -> tuple[Any, list[Any]]:
         """Past the result window: skip ``offset`` hits in window-sized steps of sort values only,
         then fetch the page, all from one point in time so the pages fit together."""
-        with self._point_in_time() as pit:
+        with self._point_in_time(self._reader, self.alias) as pit:
             first, after, remaining = None, None, query.offset
             while True:
                 size = query.limit if remaining == 0 else min(remaining, self._window)
                 later = {k: v for k, v in body.items() if k != "aggs"} | {"track_total_hits": False}
                 extra = body if first is None else later
-                page = self._es.search(pit=pit, size=size, search_after=after, source=remaining == 0, **extra)
+                page = self._reader.search(pit=pit, size=size, search_after=after, source=remaining == 0, **extra)
                 pit["id"] = str(page.body.get("pit_id") or pit["id"])
                 first = page if first is None else first
                 hits = page["hits"]["hits"]
@@ -305,25 +329,37 @@ class ElasticsearchIndex:
                 after = hits[-1]["sort"]
 
     @contextlib.contextmanager
-    def _point_in_time(self) -> Iterator[dict[str, str]]:
-        """A point in time on the alias; callers put each response's ``pit_id`` back into it."""
-        opened = self._es.open_point_in_time(index=self.alias, keep_alive=KEEP_ALIVE)
+    def _point_in_time(self, client: Elasticsearch, index: str) -> Iterator[dict[str, str]]:
+        """A point in time on ``index``; callers put each response's ``pit_id`` back into it."""
+        opened = client.open_point_in_time(index=index, keep_alive=KEEP_ALIVE)
         pit = {"id": str(opened["id"]), "keep_alive": KEEP_ALIVE}
         try:
             yield pit
         finally:
             with contextlib.suppress(ApiError, TransportError):
-                self._es.close_point_in_time(id=pit["id"])
+                client.close_point_in_time(id=pit["id"])
 
     # -- rebuild -------------------------------------------------------------------------------
     def rebuild(self, documents: Iterable[dict[str, object]]) -> int:
         """Build a new index from ``documents`` and swap it in (module docstring: resumability)."""
+        return self.rebuild_resuming(lambda _present: documents)
+
+    def rebuild_resuming(self, documents_for: Callable[[set[str]], Iterable[dict[str, object]]]) -> int:
+        """``rebuild``, where ``documents_for(present)`` gives the documents to index and may leave
+        out those whose UIDs are in ``present``: the ones an interrupted rebuild of the same index
+        already holds (empty for a fresh start). So a resumed rebuild reads only what is missing.
+        Returns the documents indexed this time; ``last_rebuild`` has the details."""
         started = time.monotonic()
         with self._lock, _translated("rebuild"):
             self._check_server()
             target, resumed = self._start_build()
-            report = RebuildReport(target, resumed)
-            log.info("%s rebuild in %s", "resuming" if resumed else "starting", target)
+            if resumed:  # what the interrupted attempt wrote, all of it visible to the listing
+                self._es.options(request_timeout=max(60.0, self._timeout)).indices.refresh(index=target)
+            present = set(self._iter_ids(target)) if resumed else set()
+            report = RebuildReport(target, resumed, carried_over=len(present))
+            log.info("%s rebuild in %s (%d documents already there)",
+                     "resuming" if resumed else "starting", target, len(present))
+            documents = documents_for(present)
 
             def actions() -> Iterator[dict[str, Any]]:
                 for doc in documents:  # an exception here leaves the alias where it was
