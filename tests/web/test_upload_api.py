@@ -197,7 +197,7 @@ def test_too_many_files_is_413(client, services):
 @pytest.mark.parametrize(
     "name, data, status",
     [
-        ("consent.pdf", b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n", 415),
+        ("consent.ps", b"%!PS-Adobe-3.0\n%%EOF\n", 415),  # (PDFs are accepted: tests/web/test_media_api.py)
         ("photo.jpg", b"GIF89a" + b"\x00" * 64, 415),
         ("random.jpg", bytes(range(256)) * 8, 415),
         ("archive.jpg", b"PK\x03\x04" + b"\x00" * 64, 415),

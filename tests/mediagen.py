@@ -1,0 +1,115 @@
+"""Videos and PDFs made at test time (nothing binary is committed).
+
+Videos are real H.264/HEVC encodes by PyAV's bundled FFmpeg (libx264, libx265), written as MP4
+or QuickTime, optionally with a display rotation and location metadata as phones write it.
+PDFs are written by hand, object by object, with a correct cross-reference table.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+#: where the test videos "were recorded": the Royal Liverpool, as an ISO 6709 string
+LOCATION = "+53.4096-002.9665+010.000/"
+LOCATION_MARKER = b"+53.4096"
+
+
+def video(
+    path: Path,
+    *,
+    container: str = "mp4",
+    codec: str = "libx264",
+    width: int = 320,
+    height: int = 240,
+    frames: int = 30,
+    rate: int = 30,
+    rotation: int = 0,
+    location: bool = False,
+    profile: str | None = "high",
+    audio: bool = False,
+    pix_fmt: str = "yuv420p",
+    level: str | None = None,
+    make: str = "",
+) -> Path:
+    """Encode a short clip of a moving gradient (a real, decodable bitstream)."""
+    import av
+
+    options = {"movflags": "use_metadata_tags"} if container == "mov" else {}
+    with av.open(str(path), "w", format=container, options=options) as out:
+        if location:
+            out.metadata["location"] = LOCATION
+            out.metadata["com.apple.quicktime.location.ISO6709"] = LOCATION
+        if make:
+            out.metadata["com.apple.quicktime.make"] = make
+            out.metadata["com.apple.quicktime.creationdate"] = "2024-06-12T14:30:15+0100"
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        opts = {"preset": "ultrafast" if codec == "libx265" else "veryfast"}
+        if profile and codec == "libx264":
+            opts["profile"] = profile
+        if level and codec == "libx264":
+            opts["level"] = level
+        if codec == "libx265":
+            opts["x265-params"] = "log-level=error"
+        stream.options = opts
+        if rotation:
+            stream.set_display_rotation(rotation)
+        sound = None
+        if audio:
+            sound = out.add_stream("aac", rate=48000)
+            sound.layout = "mono"
+        y, x = np.mgrid[0:height, 0:width]
+        for i in range(frames):
+            rgb = np.stack([(x + 4 * i) % 256, (y + 2 * i) % 256, np.full_like(x, 128)], axis=-1).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if sound is not None:
+            samples = (np.sin(np.arange(48000 * frames // rate) / 20) * 8000).astype(np.int16)
+            for start in range(0, len(samples), 1024):
+                chunk = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="s16", layout="mono")
+                chunk.sample_rate = 48000
+                chunk.pts = start
+                for packet in sound.encode(chunk):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
+    return path
+
+
+def pdf(*objects_extra: bytes, pages: int = 1, catalog_extra: bytes = b"", page_extra: bytes = b"",
+        text: str = "Consent for clinical photography") -> bytes:
+    """A minimal valid PDF with ``pages`` pages of text; extras are spliced into the catalog or
+    the first page dictionary, and ``objects_extra`` appended as further objects (numbered from
+    4 + 2 * pages)."""
+    objects: list[bytes] = []
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(pages)).encode()
+    objects.append(b"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + b">>")
+    objects.append(b"<< /Type /Pages /Kids [" + kids + b"] /Count " + str(pages).encode() + b" >>")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    for i in range(pages):
+        content = f"BT /F1 18 Tf 72 720 Td ({text} - page {i + 1}) Tj ET".encode()
+        extra = page_extra if i == 0 else b""
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            + f"/Contents {5 + 2 * i} 0 R ".encode() + extra + b">>"
+        )
+        objects.append(b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream")
+    objects.extend(objects_extra)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    for offset in offsets:
+        out.write(f"{offset:010d} 00000 n \n".encode())
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    return out.getvalue()
