@@ -20,6 +20,7 @@ from pydicom import dcmwrite
 from converters.base import Limits
 from converters.iods import build_photograph
 from converters.registry import convert_image
+from ingest.media import prepare_media
 from repository.catalogue import Catalogue
 from repository.errors import InvalidInput, PayloadTooLarge
 from repository.hashing import sha256_of_stream
@@ -86,7 +87,9 @@ class Ingestor:
         try:
             now = dt.datetime.now(dt.timezone.utc)
             for number, (incoming, (sha, size)) in enumerate(zip(files, digests), start=1):
-                prepared.append(self._prepare(incoming, sha, size, context, study_uid, series_uid, number, route, now, spool))
+                media = prepare_media(self, incoming, sha, size, context, study_uid, number, route, now, spool,
+                                      batch=list(zip(files, digests)), fields=fields)  # video, PDF (ingest/media.py)
+                prepared.append(media or self._prepare(incoming, sha, size, context, study_uid, series_uid, number, route, now, spool))
             for _, item, _ in prepared:
                 self.repository.check_can_store(item)
             results = [FileResult(f.filename, self.repository.store_instance(item), media) for f, item, media in prepared]
@@ -98,9 +101,10 @@ class Ingestor:
 
     def _digest(self, incoming: IncomingFile) -> tuple[str, int]:
         size = incoming.path.stat().st_size
-        if size > self.settings.max_file_bytes:
+        largest = max(self.settings.max_file_bytes, self.settings.max_video_bytes)  # by kind: ingest/media.py
+        if size > largest:
             raise PayloadTooLarge(
-                f"{incoming.filename}: {size} bytes is more than the limit of {self.settings.max_file_bytes}",
+                f"{incoming.filename}: {size} bytes is more than the limit of {largest}",
                 field="file",
             )
         if size == 0:

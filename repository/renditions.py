@@ -50,13 +50,31 @@ class Renditions:
             if self.repository.store.exists(key):
                 with self.repository.store.open(key) as handle:
                     return handle.read()
-            data: bytes = make(self.repository.read_instance(uid))
+            data: bytes = self._media(uid, name) or make(self.repository.read_instance(uid))
             self.repository.store.put(key, data, media_type="image/jpeg")
         with self._guard:
             self._locks.pop(key, None)
         return data
 
     # -- makers ------------------------------------------------------------------------------
+    def _media(self, uid: str, name: str) -> bytes | None:
+        """Video poster frame or page 1 of a document, without loading a whole video; None for images."""
+        from repository import media
+
+        sop_class = str(self.repository.read_instance_header(uid).get("SOPClassUID", ""))
+        if sop_class in media.VIDEO_CLASSES:
+            poster = media.video_poster(self.repository.store, self.repository.locate(uid))
+        elif sop_class in media.DOCUMENT_CLASSES:
+            poster = media.document_poster(self.repository.read_instance(uid))
+        else:
+            return None
+        image = Image.open(io.BytesIO(poster))
+        size = self.thumbnail_size if name.startswith("thumbnail") else self.rendered_max_size
+        if max(image.size) <= size:
+            return poster
+        image.thumbnail((size, size))
+        return _encode(image.convert("RGB"), quality=85)
+
     def _make_rendered(self, ds: Dataset) -> bytes:
         frame = _first_jpeg_frame(ds)
         if frame is not None and ds.get("PhotometricInterpretation") != "RGB":

@@ -28,9 +28,11 @@ class Settings(BaseSettings):
     #: local time zone for EXIF times without an offset (DECISIONS.md 12)
     local_timezone: str = "Europe/London"
     #: largest accepted request body, in bytes (413 above it)
-    max_upload_bytes: int = 1024 * 1024 * 1024
+    max_upload_bytes: int = 8 * 1024 * 1024 * 1024 + 64 * 1024 * 1024
     #: largest single file, in bytes
     max_file_bytes: int = 512 * 1024 * 1024
+    #: largest single video (MP4, MOV), in bytes; a video of a few GB streams to disk and storage
+    max_video_bytes: int = 8 * 1024 * 1024 * 1024
     #: most files in one upload
     max_files_per_upload: int = 200
     #: images above this many pixels are refused before decoding (decompression bombs)
@@ -122,6 +124,8 @@ class Settings(BaseSettings):
             raise ValueError("OLOGIES_STORE_URL s3://bucket/prefix needs a bucket name")
         if self.max_file_bytes > self.max_upload_bytes:
             self.max_file_bytes = self.max_upload_bytes
+        if self.max_video_bytes > self.max_upload_bytes:
+            self.max_video_bytes = self.max_upload_bytes
         return self
 
     @property

@@ -18,6 +18,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
+from converters.sniff import HEAD_SIZE, sniff
 from ingest.pipeline import IncomingFile
 from repository.errors import InvalidInput, PayloadTooLarge
 
@@ -34,6 +35,7 @@ class _Part:
     path: Path | None = None
     digest: "hashlib._Hash | None" = None
     size: int = 0
+    head: bytes = b""  # first bytes, sniffed to choose the size limit (videos may be larger)
 
 
 @dataclass
@@ -43,9 +45,13 @@ class ReceivedForm:
 
 
 async def receive_form(
-    request: Request, spool: Path, *, max_file_bytes: int, max_files: int
+    request: Request, spool: Path, *, max_file_bytes: int, max_files: int, max_video_bytes: int = 0
 ) -> ReceivedForm:
-    """Parse the request body into text fields and spooled files (each with its SHA-256)."""
+    """Parse the request body into text fields and spooled files (each with its SHA-256).
+
+    A file part whose first bytes are an MP4 or QuickTime video may grow to ``max_video_bytes``
+    instead of ``max_file_bytes``.
+    """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -96,9 +102,12 @@ async def receive_form(
         chunk = data[start:end]
         if current.handle is not None:
             current.size += len(chunk)
-            if current.size > max_file_bytes:
+            if len(current.head) < HEAD_SIZE:
+                current.head += chunk[: HEAD_SIZE - len(current.head)]
+            limit = max_video_bytes if max_video_bytes and sniff(current.head).startswith("video/") else max_file_bytes
+            if current.size > max(limit, max_file_bytes):
                 raise PayloadTooLarge(
-                    f"{current.filename}: larger than the limit of {max_file_bytes} bytes", field=current.name
+                    f"{current.filename}: larger than the limit of {max(limit, max_file_bytes)} bytes", field=current.name
                 )
             current.handle.write(chunk)
             current.digest.update(chunk)  # type: ignore[union-attr]

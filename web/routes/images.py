@@ -31,6 +31,7 @@ FORM_FIELDS = (
     "nhs_number", "family_name", "given_name", "birth_date", "sex", "trust", "specialty",
     "body_site", "laterality", "consent", "consent_recorded_by", "description", "photographer",
     "accession_number", "study_uid", "modality", "tracking_id",
+    "document_kind", "document_title", "covers",  # PDFs (ingest/media.py)
 )  # fmt: skip
 
 def batch_response(batch: BatchResult) -> JSONResponse:
@@ -100,7 +101,8 @@ async def upload_images(request: Request, services: ServicesDep, caller: CallerD
     spool = Path(tempfile.mkdtemp(prefix="ologies-upload-", dir=settings.spool_dir))
     try:
         form = await receive_form(
-            request, spool, max_file_bytes=settings.max_file_bytes, max_files=settings.max_files_per_upload
+            request, spool, max_file_bytes=settings.max_file_bytes, max_files=settings.max_files_per_upload,
+            max_video_bytes=settings.max_video_bytes,
         )
         incoming = form.files.get("file", [])
         if not incoming:
