@@ -23,13 +23,17 @@ from converters.iods.enum import (
     LossyImageCompressionMethodValues,
     PhotometricInterpretationValues,
 )
+from converters.iods.media import SOP_CLASS_UIDS as _MEDIA_SOP_CLASS_UIDS
+from converters.iods.media import EncapsulatedPDF, VideoPhotographicImage, write_video_file
 from converters.iods.photograph import (
-    SOP_CLASS_UIDS,
+    SOP_CLASS_UIDS as _PHOTO_SOP_CLASS_UIDS,
     DermoscopicPhotographyImage,
     VLPhotographicImage,
 )
 from converters.iods.pixels import JPEGFrameInfo, read_jpeg_frame_info
 from converters.iods.valuerep import person_name
+
+SOP_CLASS_UIDS: frozenset[str] = _PHOTO_SOP_CLASS_UIDS | _MEDIA_SOP_CLASS_UIDS
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",
@@ -53,6 +57,9 @@ __all__ = [
     "PhotometricInterpretationValues",
     "VLPhotographicAcquisition",
     "VLPhotographicImage",
+    "VideoPhotographicImage",
+    "EncapsulatedPDF",
+    "write_video_file",
     "build_photograph",
     "person_name",
     "read_jpeg_frame_info",
