@@ -46,5 +46,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_error_handlers(app)
     for module in (health, images, search, instances, reference):
         app.include_router(module.router)
+    from web.routes import media, patients  # video playback; reconciliation and lesion tracking
+
+    for extra in (media, patients):
+        app.include_router(extra.router)
     app.include_router(pages_router)
     return app
