@@ -32,7 +32,7 @@ async def reconcile(temporary_id: str, body: ReconcileRequest, services: Service
     """Link every image stored under a temporary identifier (TMP-<ODS>-<ref>) to the NHS number:
     the objects are rewritten (UIDs kept), re-indexed, and the change is audited."""
     guard = services.guard
-    guard.require(caller, Action.CHANGE, patient_ids=[temporary_id.upper()], detail="reconcile patient")
+    guard.require(caller, Action.CHANGE, patient_ids=[temporary_id.upper()])
     identity = PatientIdentity.parse(
         nhs_number=body.nhs_number, family_name=body.family_name, given_name=body.given_name,
         birth_date=body.birth_date, sex=body.sex, allow_test_numbers=bool(services.settings.allow_test_nhs_numbers),
