@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ingest import cli_security
 
     cli_security.register(sub)
+    from ingest import cli_media  # watch, reconcile-patient
+
+    cli_media.register(sub)
     return parser
 
 
