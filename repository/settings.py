@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     max_file_bytes: int = 512 * 1024 * 1024
     #: largest single video (MP4, MOV), in bytes; a video of a few GB streams to disk and storage
     max_video_bytes: int = 8 * 1024 * 1024 * 1024
+    #: largest single video (MP4, MOV), in bytes; a video of a few GB streams to disk and storage
+    max_video_bytes: int = 8 * 1024 * 1024 * 1024
     #: most files in one upload
     max_files_per_upload: int = 200
     #: images above this many pixels are refused before decoding (decompression bombs)
@@ -82,6 +84,9 @@ class Settings(BaseSettings):
     #: claim holding the Ologies role(s), and claim holding the trust's ODS code
     oidc_role_claim: str = "roles"
     oidc_trust_claim: str = "ods_code"
+    #: a token signed with a key id not yet seen refetches the JWKS at most this often: a rotated
+    #: key is picked up within this many seconds, and bogus key ids cannot hammer the provider
+    oidc_jwks_cooldown_seconds: float = Field(default=30.0, ge=0)
     #: key that signs session cookies; default: a random key kept in the object store, so that
     #: every app server shares it
     session_secret: str | None = None
@@ -124,6 +129,8 @@ class Settings(BaseSettings):
             raise ValueError("OLOGIES_STORE_URL s3://bucket/prefix needs a bucket name")
         if self.max_file_bytes > self.max_upload_bytes:
             self.max_file_bytes = self.max_upload_bytes
+        if self.max_video_bytes > self.max_upload_bytes:
+            self.max_video_bytes = self.max_upload_bytes
         if self.max_video_bytes > self.max_upload_bytes:
             self.max_video_bytes = self.max_upload_bytes
         return self

@@ -11,7 +11,7 @@ from repository.settings import Settings
 from web.errors import install_error_handlers
 from web.limits import BodySizeLimit
 from web.pages import router as pages_router
-from web.routes import health, images, instances, reference, search
+from web.routes import governance, health, images, instances, reference, search
 from web.services import Services, tune_allocator
 
 
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = built
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     install_error_handlers(app)
-    for module in (health, images, search, instances, reference):
+    for module in (health, images, search, instances, reference, governance):
         app.include_router(module.router)
     from web.routes import media, patients  # video playback; reconciliation and lesion tracking
 

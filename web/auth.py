@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
@@ -37,10 +37,12 @@ class OIDCVerifier:
 
     ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
 
-    def __init__(self, *, issuer: str, audience: str, jwks_url: str, role_claim: str, trust_claim: str, jwks_client: Any = None) -> None:
+    def __init__(
+        self, *, issuer: str, audience: str, jwks_url: str, role_claim: str, trust_claim: str, refresh_cooldown: float = 30.0
+    ) -> None:
         self.issuer, self.audience = issuer, audience
         self.role_claim, self.trust_claim = role_claim, trust_claim
-        self.jwks = jwks_client or jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5, cooldown_duration=refresh_cooldown)
 
     def principal(self, token: str) -> Principal:
         try:

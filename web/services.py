@@ -70,6 +70,7 @@ def _oidc(settings: Settings) -> "OIDCVerifier | None":
         jwks_url=settings.oidc_jwks_url or settings.oidc_issuer.rstrip("/") + "/.well-known/jwks.json",
         role_claim=settings.oidc_role_claim,
         trust_claim=settings.oidc_trust_claim,
+        refresh_cooldown=settings.oidc_jwks_cooldown_seconds,
     )
 
 

@@ -1,0 +1,265 @@
+"""Information governance: consent withdrawal, teaching exports of de-identified copies,
+retention dates, legal holds and deletion only through an administrator's approval
+(DECISIONS.md 20; DOMAIN.md 3.3-3.4).
+
+The stored DICOM object stays the record: a consent change is written into the object itself
+(private ConsentStatus) and re-indexed; holds and deletion requests are small JSON objects under
+``governance/`` in the same store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pydicom import Dataset, dcmwrite
+
+from repository import keys
+from repository.errors import Conflict, Forbidden, InvalidInput, NotFound
+from repository.private_tags import set_private
+from repository.service import Repository
+from repository.uids import uid_from
+from search.document import document_from_dataset
+
+HOLDS = "governance/holds/"
+DELETIONS = "governance/deletions/"
+
+ADULT_YEARS = 8
+CHILD_UNTIL_BIRTHDAY = 25
+MATERNITY_YEARS = 25
+MATERNITY_SPECIALTIES = frozenset({"maternity", "obstetrics"})
+
+
+def retention_until(*, birth_date: dt.date | None, last_entry: dt.date, specialty: str = "") -> dt.date:
+    """The earliest date a patient's images may be considered for deletion (Records Management
+    Code of Practice 2021): adults 8 years after the last entry; children until their 25th
+    birthday (or 8 years, if later); maternity records 25 years."""
+    if specialty in MATERNITY_SPECIALTIES:
+        return _add_years(last_entry, MATERNITY_YEARS)
+    adult = _add_years(last_entry, ADULT_YEARS)
+    if birth_date is not None and _add_years(birth_date, 18) > last_entry:
+        return max(adult, _add_years(birth_date, CHILD_UNTIL_BIRTHDAY))
+    return adult
+
+
+def _add_years(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _parse_da(value: object) -> dt.date | None:
+    text = str(value or "")
+    try:
+        return dt.date(int(text[0:4]), int(text[4:6]), int(text[6:8])) if len(text) >= 8 else None
+    except ValueError:
+        return None
+
+
+# PS3.15 E.1-1 Basic Application Level Confidentiality Profile, the attributes these objects carry
+# (with Retain Device Identity left out: camera make and model are kept, K; serials removed).
+_REMOVE = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "IssuerOfPatientID",
+    "IssuerOfPatientIDQualifiersSequence", "OtherPatientIDsSequence", "PatientAge", "PatientAddress",
+    "AccessionNumber", "StudyID", "ReferringPhysicianName", "OperatorsName", "InstitutionName",
+    "InstitutionalDepartmentName", "InstitutionAddress", "ImageComments", "StudyDescription",
+    "SeriesDescription", "DeviceSerialNumber", "CameraOwnerName", "LensSerialNumber",
+    "TrackingID", "TrackingUID", "AcquisitionDateTime", "ContentDate", "ContentTime",
+    "StudyDate", "StudyTime", "InstanceCreationDate", "InstanceCreationTime", "TimezoneOffsetFromUTC",
+    "DocumentTitle", "OtherPatientNames", "PatientComments",
+)  # fmt: skip
+_TYPE2_EMPTY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+                "ReferringPhysicianName", "StudyDate", "StudyTime", "ContentDate", "ContentTime")  # fmt: skip
+
+
+def deidentify(ds: Dataset, *, salt: str) -> Dataset:
+    """A de-identified copy (PS3.15 Basic Profile, image kept): identifying attributes removed or
+    emptied, UIDs replaced consistently (hash of the old UID and a per-export salt), private
+    elements removed. The pixels are unchanged: a photograph may still show a face or a tattoo,
+    which is why only images consented for teaching are ever exported."""
+    out = ds.copy()
+    for keyword in _REMOVE:
+        if keyword in out:
+            del out[keyword]
+    for keyword in _TYPE2_EMPTY:
+        setattr(out, keyword, "")
+    out.remove_private_tags()
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        if keyword in out:
+            setattr(out, keyword, uid_from("deid", salt, str(out[keyword].value)))
+    out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
+    out.PatientIdentityRemoved = "YES"
+    out.DeidentificationMethod = "PS3.15 Basic Profile; Retain Device Identity Option"
+    method = Dataset()
+    method.CodeValue, method.CodingSchemeDesignator, method.CodeMeaning = "113100", "DCM", "Basic Application Confidentiality Profile"
+    out.DeidentificationMethodCodeSequence = [method]
+    out.BurnedInAnnotation = out.get("BurnedInAnnotation", "NO") or "NO"
+    return out
+
+
+@dataclass
+class ExportResult:
+    archive: bytes
+    exported: list[str]
+    refused: dict[str, str]
+
+
+@dataclass
+class DeletionRequest:
+    request_id: str
+    patient_id: str
+    requested_by: str
+    reason: str
+    requested_at: str
+    approved_by: str = ""
+    approved_at: str = ""
+
+
+class Governance:
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+
+    # -- consent -----------------------------------------------------------------------------
+    def set_consent_status(self, uid: str, status: str) -> dict[str, object]:
+        """Record a withdrawal (or reinstatement) of consent in the stored object and re-index it."""
+        status = status.upper()
+        if status not in {"WITHDRAWN", "ACTIVE"}:
+            raise InvalidInput("status must be withdrawn or active", field="status")
+        return self.rewrite(uid, lambda ds: set_private(ds, ConsentStatus=status))
+
+    def rewrite(self, uid: str, mutate: Callable[[Dataset], None]) -> dict[str, object]:
+        """Replace a stored object by a changed copy under the same key, atomically, then index it
+        (or leave it pending if the index is down: the object is already the record)."""
+        repository = self.repository
+        key = repository.locate(uid)
+        ds = repository.read_instance(uid)
+        mutate(ds)
+        with tempfile.TemporaryFile() as spool:
+            dcmwrite(spool, ds, enforce_file_format=True)
+            spool.seek(0)
+            marker = keys.pending_key(uid)
+            repository.store.put(marker, repository._marker_body(key), media_type="application/json")
+            stored = repository.store.put(key, spool)
+        doc = document_from_dataset(ds, stored)
+        try:
+            repository.index.upsert(doc)
+        except Exception:  # noqa: BLE001 - IndexUnavailable: the marker stays for the reconciler
+            return doc
+        repository.store.delete(marker)
+        return doc
+
+    # -- teaching export ---------------------------------------------------------------------
+    def export(self, uids: Iterable[str], *, allowed: Callable[[str], None], salt: str) -> ExportResult:
+        """A ZIP of de-identified copies of the instances ``allowed`` lets through; ``allowed``
+        raises for an instance whose consent (or the caller's access) does not allow it."""
+        buffer = io.BytesIO()
+        exported: list[str] = []
+        refused: dict[str, str] = {}
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            for uid in dict.fromkeys(uids):
+                try:
+                    allowed(uid)
+                    ds = self.repository.read_instance(uid)
+                except (Forbidden, NotFound) as exc:
+                    refused[uid] = exc.message
+                    continue
+                copy = deidentify(ds, salt=salt)
+                out = io.BytesIO()
+                dcmwrite(out, copy, enforce_file_format=True)
+                archive.writestr(f"{copy.SOPInstanceUID}.dcm", out.getvalue())
+                exported.append(uid)
+        return ExportResult(buffer.getvalue(), exported, refused)
+
+    # -- retention and legal hold ------------------------------------------------------------
+    def retention(self, patient_id: str) -> dict[str, object]:
+        from search.query import InstanceQuery
+
+        page = self.repository.index.search(InstanceQuery(patient_id=patient_id, limit=1, facets=("specialty",)))
+        if not page.items:
+            raise NotFound("no images for this patient")
+        latest = page.items[0]
+        last_entry = _parse_da(str(latest.get("_capture_date", "")).replace("-", "")) or dt.date.today()
+        birth = _parse_da(latest.get("PatientBirthDate"))
+        maternity = any(s in MATERNITY_SPECIALTIES for s in page.facets.get("specialty", {}))
+        until = retention_until(birth_date=birth, last_entry=last_entry, specialty="maternity" if maternity else "")
+        hold = self.hold(patient_id)
+        return {"nhs_number": patient_id, "last_entry": last_entry.isoformat(), "retain_until": until.isoformat(),
+                "legal_hold": hold, "images": page.total}  # fmt: skip
+
+    def hold(self, patient_id: str) -> dict[str, str] | None:
+        try:
+            with self.repository.store.open(f"{HOLDS}{patient_id}.json") as handle:
+                return json.loads(handle.read())  # type: ignore[no-any-return]
+        except NotFound:
+            return None
+
+    def set_hold(self, patient_id: str, *, by: str, reason: str) -> dict[str, str]:
+        if len(reason.strip()) < 5:
+            raise InvalidInput("say why the records are held (a case or inquiry reference)", field="reason")
+        hold = {"patient_id": patient_id, "by": by, "reason": reason.strip()[:500],
+                "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+        self.repository.store.put(f"{HOLDS}{patient_id}.json", json.dumps(hold).encode(), media_type="application/json")
+        return hold
+
+    def release_hold(self, patient_id: str) -> None:
+        self.repository.store.delete(f"{HOLDS}{patient_id}.json")
+
+    # -- deletion, only by approval ----------------------------------------------------------
+    def request_deletion(self, patient_id: str, *, by: str, reason: str) -> DeletionRequest:
+        if self.hold(patient_id):
+            raise Conflict("these records are under a legal hold and cannot be deleted")
+        info = self.retention(patient_id)
+        if dt.date.fromisoformat(str(info["retain_until"])) > dt.date.today():
+            raise Conflict(f"these records must be kept until {info['retain_until']}")
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        request = DeletionRequest(hashlib.sha256(f"{patient_id}{now}".encode()).hexdigest()[:16], patient_id, by, reason, now)
+        self._save(request)
+        return request
+
+    def approve_deletion(self, request_id: str, *, by: str) -> list[str]:
+        """Delete every instance of the patient: only on a request made by someone else, never
+        under a legal hold. Returns the deleted SOP Instance UIDs."""
+        request = self._load(request_id)
+        if request.requested_by == by:
+            raise Forbidden("a deletion must be approved by someone other than who requested it")
+        if self.hold(request.patient_id):
+            raise Conflict("these records are under a legal hold and cannot be deleted")
+        from search.query import InstanceQuery
+
+        deleted: list[str] = []
+        while True:
+            page = self.repository.index.search(InstanceQuery(patient_id=request.patient_id, limit=500, facets=()))
+            if not page.items:
+                break
+            for doc in page.items:
+                uid = str(doc["SOPInstanceUID"])
+                self.repository.store.delete(str(doc["_object_key"]))
+                self.repository.store.delete(keys.locator_key(uid))
+                for derived in list(self.repository.store.iter_keys(keys.derived_key(uid, ""))):
+                    self.repository.store.delete(derived)
+                self.repository.index.delete(uid)
+                deleted.append(uid)
+        request.approved_by = by
+        request.approved_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self._save(request)
+        return deleted
+
+    def _save(self, request: DeletionRequest) -> None:
+        self.repository.store.put(f"{DELETIONS}{request.request_id}.json", json.dumps(request.__dict__).encode(), media_type="application/json")
+
+    def _load(self, request_id: str) -> DeletionRequest:
+        if not request_id.isalnum():
+            raise NotFound("no such deletion request")
+        try:
+            with self.repository.store.open(f"{DELETIONS}{request_id}.json") as handle:
+                return DeletionRequest(**json.loads(handle.read()))
+        except NotFound:
+            raise NotFound("no such deletion request") from None
+
