@@ -141,6 +141,7 @@ class Watcher:
         now = self._clock()
         ready = []
         present = set()
+        writing: set[str] | None = None  # one pass over /proc per scan, only if needed
         for path in self._candidates():
             try:
                 stat = path.stat()
@@ -153,8 +154,10 @@ class Watcher:
                 continue
             if now - seen.since < self.config.settle_seconds or stat.st_size == 0:
                 continue
-            if self.config.check_open_files and open_for_writing(path):
-                continue
+            if self.config.check_open_files:
+                writing = files_open_for_writing() if writing is None else writing
+                if str(path.resolve()) in writing:
+                    continue
             ready.append(path)
         for gone in set(self._seen) - present:
             del self._seen[gone]
@@ -323,10 +326,16 @@ class Watcher:
 
 def open_for_writing(path: Path) -> bool:
     """Whether any process has ``path`` open for writing (Linux ``/proc``; False elsewhere)."""
+    return str(path.resolve()) in files_open_for_writing()
+
+
+def files_open_for_writing() -> set[str]:
+    """Every file some process has open for writing, from ``/proc/*/fd`` (empty elsewhere;
+    processes of other users are not visible to an unprivileged watcher)."""
     proc = Path("/proc")
+    found: set[str] = set()
     if not proc.is_dir():
-        return False
-    target = str(path.resolve())
+        return found
     for fd_dir in proc.glob("[0-9]*/fd"):
         try:
             fds = list(os.scandir(fd_dir))
@@ -334,8 +343,9 @@ def open_for_writing(path: Path) -> bool:
             continue
         for fd in fds:
             try:
-                if os.readlink(fd.path) != target:
-                    continue
+                target = os.readlink(fd.path)
+                if not target.startswith("/"):
+                    continue  # pipes, sockets, anonymous inodes
                 flags = int(
                     next(line for line in (fd_dir.parent / "fdinfo" / fd.name).read_text().splitlines() if line.startswith("flags:")).split()[1],
                     8,
@@ -343,8 +353,8 @@ def open_for_writing(path: Path) -> bool:
             except (OSError, StopIteration, ValueError):
                 continue
             if flags & (os.O_WRONLY | os.O_RDWR):
-                return True
-    return False
+                found.add(target)
+    return found
 
 
 def _read_sidecar(path: Path) -> dict[str, str]:
