@@ -35,7 +35,8 @@ def variant(base: bytes, i: int) -> bytes:
     return base[:2] + segment + base[2:]
 
 
-def run(base_url: str, pid: int, bases: list[bytes], count: int, concurrency: int) -> dict[str, object]:
+def run(base_url: str, pid: int, bases: list[bytes], count: int, concurrency: int,
+        headers: dict[str, str] | None = None) -> dict[str, object]:
     payloads = [variant(bases[i % len(bases)], i) for i in range(count)]
     fields = patient_fields()
     local = __import__("threading").local()
@@ -46,7 +47,7 @@ def run(base_url: str, pid: int, bases: list[bytes], count: int, concurrency: in
         nonlocal failures
         client = getattr(local, "client", None)
         if client is None:
-            client = local.client = httpx.Client(base_url=base_url, timeout=120)
+            client = local.client = httpx.Client(base_url=base_url, timeout=120, headers=headers)
         started = time.perf_counter()
         response = client.post("/api/v1/images", data=fields, files={"file": ("photo.jpg", io.BytesIO(data), "image/jpeg")})
         latencies.append(time.perf_counter() - started)
