@@ -57,15 +57,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value:
             os.environ[name] = value
     workers = args.workers or settings.workers
-    uvicorn.run(
-        "web.app:create_app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=workers,
-        log_level="info",
-        timeout_graceful_shutdown=30,
-    )
+    listener = None
+    if args.dimse_port or settings.dimse_port:
+        # One DICOM listener, in this (parent) process: the web workers are separate processes.
+        from ingest.dimse import DimseListener
+        from web.services import Services
+
+        listener = DimseListener(Services.build(settings))
+        listener.start(port=args.dimse_port or settings.dimse_port)
+    try:
+        uvicorn.run(
+            "web.app:create_app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            log_level="info",
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if listener is not None:
+            listener.stop()
+    return 0
+
+
+def cmd_dimse(args: argparse.Namespace) -> int:
+    """Run only the DICOM listener (C-STORE, C-ECHO, C-FIND) until interrupted."""
+    from ingest.dimse import serve_forever
+
+    services = _services(args)
+    serve_forever(services, host=args.host, port=args.port)
+    services.close()
     return 0
 
 
@@ -209,7 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, help="worker processes (default OLOGIES_WORKERS, 2)")
+    serve.add_argument("--dimse-port", type=int, help="also run the DICOM listener on this port (OLOGIES_DIMSE_PORT)")
     serve.set_defaults(func=cmd_serve)
+
+    dimse = sub.add_parser("dimse", help="run the DICOM listener only (Storage, Verification, Study Root C-FIND)")
+    dimse.add_argument("--host", help="address to listen on (default OLOGIES_DIMSE_HOST, 127.0.0.1)")
+    dimse.add_argument("--port", type=int, help="port (default OLOGIES_DIMSE_PORT, else 11112)")
+    dimse.set_defaults(func=cmd_dimse)
 
     ingest = sub.add_parser("ingest", help="store image files for one patient")
     ingest.add_argument("files", nargs="+", metavar="FILE")

@@ -20,6 +20,7 @@ from pydicom import dcmwrite
 from converters.base import Limits
 from converters.iods import build_photograph
 from converters.registry import convert_image
+from ingest.dicom import dicom_batch, ingest_dicom
 from ingest.media import prepare_media
 from repository.catalogue import Catalogue
 from repository.errors import InvalidInput, PayloadTooLarge
@@ -72,6 +73,8 @@ class Ingestor:
         )
 
     def ingest(self, files: Sequence[IncomingFile], fields: Mapping[str, str | None], *, route: str) -> BatchResult:
+        if dicom_batch(files):  # DICOM is stored as received, after its own checks (ingest/dicom.py)
+            return ingest_dicom(self, files, fields, route=route)
         context = self.parse_context(fields)
         if not files:
             raise InvalidInput("at least one file is required", field="file")

@@ -78,6 +78,18 @@ class QueryError(InvalidInput):
     code = "invalid_query"
 
 
+class MalformedRequest(InvalidInput):
+    """The request itself cannot be read (a multipart body without a boundary, say): 400."""
+
+    code = "malformed_request"
+
+
+class NotAcceptable(OlogiesError):
+    """No representation the client accepts can be produced (DICOMweb Accept negotiation): 406."""
+
+    code = "not_acceptable"
+
+
 class BackendUnavailable(OlogiesError):
     """A backend (object store or index) cannot be reached; the caller may retry later."""
 

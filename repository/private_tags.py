@@ -23,6 +23,9 @@ ELEMENTS: dict[int, tuple[str, str]] = {
     0x22: ("IngestRoute", "LO"),  # web, api, stowrs, cstore, watch, cli
     0x23: ("TimeFlags", "LO"),  # e.g. DST_GAP_SHIFTED, DST_OVERLAP_EARLIER
     0x24: ("PatientIdIsTemporary", "CS"),  # YES / NO
+    # SHA-256 of a received DICOM data set as stored, without this block: the same content
+    # arriving by another route (STOW-RS, C-STORE) is recognised as the same (converters/dicom.py)
+    0x27: ("ContentSHA256", "LO"),
     0x25: ("VideoRotation", "IS"),  # display matrix rotation kept in an MP4, degrees counter-clockwise
     0x26: ("PreviousPatientID", "LO"),  # the temporary identifier a patient was reconciled from
 }

@@ -9,10 +9,22 @@ import zoneinfo
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("ologies-data")
+
+
+class DimsePeer(BaseModel):
+    """One calling AE title allowed to associate with the DIMSE listener."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trust: str = Field(min_length=3, max_length=5)  # ODS code the peer acts for
+    role: str = "device"
+    department: str = ""
+    #: addresses it may call from; empty: any (AE titles are labels, not authentication)
+    hosts: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -95,6 +107,30 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     #: how long a stated reason opens another trust's images of one patient
     cross_trust_grant_hours: float = Field(default=12.0, gt=0, le=72)
+
+    # DICOM (issue 4): DICOMweb under /dicomweb and the DIMSE listener (docs/conformance.md)
+    #: most parts (instances, metadata and bulk data) in one STOW-RS request
+    dicomweb_max_parts: int = Field(default=1000, ge=1)
+    #: the listener's own AE title, and where it listens (``ologies serve --dimse-port``)
+    dimse_ae_title: str = Field(default="OLOGIES", min_length=1, max_length=16)
+    dimse_host: str = "127.0.0.1"
+    dimse_port: int | None = Field(default=None, ge=1, le=65535)
+    #: calling AE titles allowed to associate, each with the trust it acts for, e.g.
+    #: {"DERMCAM1": {"trust": "REM", "department": "dermatology"},
+    #:  "PACS": {"trust": "REM", "role": "clinician", "hosts": ["10.1.2.3"]}}
+    #: role "device" (the default) may only store; a role that may search may also C-FIND
+    dimse_peers: dict[str, DimsePeer] = Field(default_factory=dict)
+    dimse_max_associations: int = Field(default=20, ge=1, le=500)
+    dimse_max_associations_per_peer: int = Field(default=4, ge=1, le=500)
+    #: seconds: association negotiation (an idle socket is dropped after this), DIMSE
+    #: messages, and network silence
+    dimse_acse_timeout: float = Field(default=5.0, gt=0)
+    dimse_dimse_timeout: float = Field(default=30.0, gt=0)
+    dimse_network_timeout: float = Field(default=30.0, gt=0)
+    #: largest PDU we receive (bytes; 0 means unlimited, refused here)
+    dimse_max_pdu: int = Field(default=262_144, ge=4096, le=16 * 1024 * 1024)
+    #: largest data set received by C-STORE (bytes)
+    dimse_max_dataset_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
 
     @field_validator("store_url")
     @classmethod

@@ -23,9 +23,9 @@ TEXT_KEYWORDS = (
     "InstitutionalDepartmentName", "OperatorsName", "ImageComments", "Manufacturer",
     "ManufacturerModelName", "ContentDate", "ContentTime", "AcquisitionDateTime",
     "TimezoneOffsetFromUTC", "TrackingID", "TrackingUID", "LossyImageCompression",
-    "DocumentTitle", "MIMETypeOfEncapsulatedDocument",
+    "DocumentTitle", "MIMETypeOfEncapsulatedDocument", "ReferringPhysicianName",
 )  # fmt: skip
-INT_KEYWORDS = ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
+INT_KEYWORDS = ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "NumberOfFrames", "BitsAllocated")
 INTERNAL_TEXT = (
     "PatientName", "Laterality", "TransferSyntaxUID", "_trust", "_specialty",
     "_body_site_code", "_body_site_meaning", "_consent", "_consent_status",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
+from search.attributes import AggregatePage, AttributeQuery, InstancePage
 from search.query import InstanceQuery, SearchPage
 
 Document = dict[str, object]
@@ -33,6 +34,14 @@ class SearchIndex(Protocol):
     def delete(self, sop_instance_uid: str) -> None: ...
 
     def search(self, query: InstanceQuery) -> SearchPage: ...
+
+    # Attribute matching for QIDO-RS and C-FIND (search/attributes.py): instances, and the
+    # studies and series having a matching instance, with counts over all their instances.
+    def search_instances(self, query: AttributeQuery) -> InstancePage: ...
+
+    def search_studies(self, query: AttributeQuery) -> AggregatePage: ...
+
+    def search_series(self, query: AttributeQuery) -> AggregatePage: ...
 
     def rebuild(self, documents: Iterable[Document]) -> int:
         """Build a fresh index from ``documents`` and swap it in atomically; return the count.

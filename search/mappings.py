@@ -33,7 +33,7 @@ from search.document import ALL_FIELDS, INT_KEYWORDS, INTERNAL_INT, fold
 from search.query import InstanceQuery
 
 #: bump on any change below that needs a new index (then run ``ologies reindex``)
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2  # 2: .raw keyword sub-fields of text fields; ReferringPhysicianName, BitsAllocated
 
 ANALYZER = "ologies_folded"
 NORMALIZER = "ologies_folded"
@@ -63,10 +63,13 @@ KEYWORD_IGNORE_ABOVE = 8191
 #: the standard tokenizer cuts tokens at 255 characters; cut ours the same way
 MAX_TOKEN_LENGTH = 255
 
+#: the keyword sub-field of each analysed text field: whole-value matching (QIDO-RS, C-FIND)
+RAW_SUBFIELD = "raw"
 _DESCRIPTIVE = {
     "StudyDescription", "SeriesDescription", "ImageComments", "DocumentTitle",
     "_body_site_meaning", "PatientName", "OperatorsName", "InstitutionalDepartmentName",
 }  # fmt: skip
+DESCRIPTIVE_FIELDS = frozenset(_DESCRIPTIVE)
 _DATE_SUBFIELD = {
     "_capture_date": "strict_date",
     "_stored_at": "strict_date_optional_time",
@@ -127,7 +130,8 @@ def _property(name: str) -> dict[str, Any]:
         # (in _source) instead of refusing the whole document.
         return {"type": "integer" if name in _SMALL_INTS else "long", "ignore_malformed": True}
     if name in _DESCRIPTIVE:
-        return {"type": "text", "analyzer": ANALYZER}
+        raw = {RAW_SUBFIELD: {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}}
+        return {"type": "text", "analyzer": ANALYZER, "fields": raw}
     prop: dict[str, Any] = {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}
     if name in _DATE_SUBFIELD:
         # Filters and sorting use the keyword (string order, as SQLite compares them); the date

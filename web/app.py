@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from repository.settings import Settings
 from web.errors import install_error_handlers
 from web.limits import BodySizeLimit
+from web.dicomweb import router as dicomweb_router
 from web.pages import router as pages_router
 from web.routes import governance, health, images, instances, reference, search
 from web.services import Services, tune_allocator
@@ -50,5 +51,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     for extra in (media, patients):
         app.include_router(extra.router)
+    app.include_router(dicomweb_router)
     app.include_router(pages_router)
     return app

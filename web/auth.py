@@ -8,6 +8,7 @@ audited as a sign-in failure with the client's address.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 import time
@@ -95,6 +96,10 @@ def authenticate(request: Request, services: Services) -> tuple[Principal, dict[
     if header:
         scheme, _, token = header.partition(" ")
         token = token.strip()
+        if scheme.lower() == "basic" and token:
+            # DICOMweb clients (PACS, viewers, Orthanc's "Username"/"Password") often speak only
+            # Basic: the password is an API key, the user name is ignored.
+            return services.accounts.authenticate_key(_basic_password(token)), None
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("invalid credentials")
         if token.startswith("olk_"):
@@ -115,6 +120,14 @@ def authenticate(request: Request, services: Services) -> tuple[Principal, dict[
                     raise Forbidden("the form has expired or did not come from this site: reload the page and try again")
             return principal, session
     raise Unauthenticated("authentication required")
+
+
+def _basic_password(token: str) -> str:
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise Unauthenticated("invalid credentials") from None
+    return decoded.partition(":")[2]
 
 
 def get_caller(request: Request) -> Caller:

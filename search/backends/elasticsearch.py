@@ -40,6 +40,8 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 
 from repository.errors import ConfigurationError, IndexUnavailable, NotFound
 from search import mappings
+from search.attributes import AggregatePage, AttributeQuery, InstancePage
+from search.backends import elasticsearch_attributes
 from search.query import MAX_LIMIT, InstanceQuery, SearchPage
 
 if TYPE_CHECKING:
@@ -283,6 +285,16 @@ class ElasticsearchIndex:
         self._es.close()
 
     # -- search --------------------------------------------------------------------------------
+    # -- attribute matching (QIDO-RS, C-FIND): search/backends/elasticsearch_attributes.py ----
+    def search_instances(self, query: AttributeQuery) -> InstancePage:
+        return elasticsearch_attributes.search_instances(self, query)
+
+    def search_studies(self, query: AttributeQuery) -> AggregatePage:
+        return elasticsearch_attributes.search_studies(self, query)
+
+    def search_series(self, query: AttributeQuery) -> AggregatePage:
+        return elasticsearch_attributes.search_series(self, query)
+
     def search(self, query: InstanceQuery) -> SearchPage:
         try:
             with _translated("search"):

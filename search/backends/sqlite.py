@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from repository.errors import IndexUnavailable, NotFound
+from search.attributes import AggregatePage, AttributeQuery, InstancePage
+from search.backends import sqlite_attributes
 from search.document import ALL_FIELDS, INT_KEYWORDS, INTERNAL_INT, fold
 from search.query import InstanceQuery, SearchPage
 
@@ -33,6 +35,7 @@ CREATE INDEX IF NOT EXISTS instances_study ON instances ("StudyInstanceUID");
 CREATE INDEX IF NOT EXISTS instances_series ON instances ("SeriesInstanceUID");
 CREATE INDEX IF NOT EXISTS instances_capture ON instances ("_capture_date", "ContentTime");
 CREATE INDEX IF NOT EXISTS instances_tracking ON instances ("TrackingID");
+CREATE INDEX IF NOT EXISTS instances_study_date ON instances ("StudyDate");
 CREATE VIRTUAL TABLE IF NOT EXISTS instances_fts USING fts5(
     uid UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2'
 );
@@ -92,8 +95,15 @@ class SQLiteIndex:
 
     # -- port --------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
+        def go(conn: sqlite3.Connection) -> None:
+            existing = {r[1] for r in conn.execute("PRAGMA table_info(instances)")}
+            for name in ALL_FIELDS if existing else ():  # fields added since the table was made
+                if name not in existing:
+                    conn.execute(f'ALTER TABLE instances ADD COLUMN "{name}" {"INTEGER" if name in _INT_FIELDS else "TEXT"}')
+            conn.executescript(_SCHEMA)
+
         with self._write_lock:
-            self._run(lambda c: c.executescript(_SCHEMA))
+            self._run(go)
 
     def _write(self, conn: sqlite3.Connection, docs: Iterable[dict[str, object]]) -> int:
         n = 0
@@ -159,6 +169,16 @@ class SQLiteIndex:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    # -- attribute matching (QIDO-RS, C-FIND): search/backends/sqlite_attributes.py ------------
+    def search_instances(self, query: AttributeQuery) -> InstancePage:
+        return sqlite_attributes.search_instances(self, query)
+
+    def search_studies(self, query: AttributeQuery) -> AggregatePage:
+        return sqlite_attributes.search_studies(self, query)
+
+    def search_series(self, query: AttributeQuery) -> AggregatePage:
+        return sqlite_attributes.search_series(self, query)
 
     # -- search ------------------------------------------------------------------------------
     def search(self, query: InstanceQuery) -> SearchPage:

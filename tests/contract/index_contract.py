@@ -8,6 +8,7 @@ import pytest
 
 from repository.errors import NotFound
 from search.document import ALL_FIELDS, fold
+from search.attributes import AttributeQuery, Match
 from search.query import InstanceQuery
 
 PATIENT_A = "9434765919"
@@ -55,7 +56,106 @@ def uids(page) -> list[str]:
     return [str(d["SOPInstanceUID"]) for d in page.items]
 
 
-class SearchIndexContract:
+class AttributeSearchContract:
+    """QIDO-RS and C-FIND matching (search/attributes.py): instances, and studies and series."""
+
+    @pytest.fixture
+    def index(self):  # pragma: no cover - supplied by subclasses
+        raise NotImplementedError
+
+    @pytest.fixture
+    def studies(self, index):
+        """Two studies of patient A (XC+DMS in the first), one of patient B at another trust."""
+        docs = [
+            make_doc(1, StudyInstanceUID="2.25.71", SeriesInstanceUID="2.25.711", InstanceNumber=2,
+                     StudyDescription="Dermatology - Forearm", StudyDate="20240301", StudyTime="101500",
+                     AccessionNumber="ACC1", PatientName="O'Brien-Jones^Siân"),
+            make_doc(2, StudyInstanceUID="2.25.71", SeriesInstanceUID="2.25.711", InstanceNumber=1,
+                     StudyDescription="Dermatology - Forearm", StudyDate="20240301", StudyTime="101500",
+                     AccessionNumber="ACC1", PatientName="O'Brien-Jones^Siân"),
+            make_doc(3, StudyInstanceUID="2.25.71", SeriesInstanceUID="2.25.712", Modality="DMS",
+                     StudyDescription="Dermatology - Forearm", StudyDate="20240301", StudyTime="101500",
+                     AccessionNumber="ACC1", PatientName="O'Brien-Jones^Siân"),
+            make_doc(4, StudyInstanceUID="2.25.72", SeriesInstanceUID="2.25.721", StudyDescription="Burns [left] Zoë",
+                     StudyDate="20240415", StudyTime="115959", AccessionNumber="ACC2", PatientName="Baker^Alice^^"),
+            make_doc(5, StudyInstanceUID="2.25.73", SeriesInstanceUID="2.25.731", PatientID=PATIENT_B, _trust="RBN",
+                     StudyDescription="", StudyDate="", StudyTime="", AccessionNumber="", PatientName="Llŷr^Zoë"),
+        ]  # fmt: skip
+        index.upsert_many(docs)
+        return docs
+
+    @staticmethod
+    def _studies(index, *matches: Match, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
+        return [r.uid for r in index.search_studies(AttributeQuery(matches=tuple(matches), **kwargs)).rows]
+
+    def test_single_value_list_and_integer_matching(self, index, studies):
+        assert self._studies(index, Match("PatientID", "equals", (PATIENT_A,))) == ["2.25.71", "2.25.72"]
+        assert self._studies(index, Match("StudyInstanceUID", "any_of", ("2.25.73", "2.25.72", "2.25.9"))) == ["2.25.72", "2.25.73"]
+        page = index.search_instances(AttributeQuery(matches=(Match("InstanceNumber", "equals", (2,)),)))
+        assert uids(page) == ["2.25.1001"]
+
+    def test_wildcards_are_case_sensitive_and_skip_empty_values(self, index, studies):
+        assert self._studies(index, Match("StudyDescription", "wildcard", ("Derm*",))) == ["2.25.71"]
+        assert self._studies(index, Match("StudyDescription", "wildcard", ("derm*",))) == []
+        assert self._studies(index, Match("StudyDescription", "wildcard", ("*",))) == ["2.25.71", "2.25.72"]
+        assert self._studies(index, Match("StudyDescription", "wildcard", ("Burns [left] Zo?",))) == ["2.25.72"]
+        assert self._studies(index, Match("AccessionNumber", "wildcard", ("ACC?",))) == ["2.25.71", "2.25.72"]
+
+    def test_ranges_are_inclusive_open_ended_and_partial(self, index, studies):
+        assert self._studies(index, Match("StudyDate", "range", ("20240301", "20240301"))) == ["2.25.71"]
+        assert self._studies(index, Match("StudyDate", "range", ("20240302", ""))) == ["2.25.72"]
+        assert self._studies(index, Match("StudyDate", "range", ("", "20241231"))) == ["2.25.71", "2.25.72"]
+        assert self._studies(index, Match("StudyTime", "range", ("11", "11"))) == ["2.25.72"]
+        assert self._studies(index, Match("StudyTime", "range", ("1000", "1015"))) == ["2.25.71"]
+
+    def test_person_names_ignore_case_accents_and_trailing_components(self, index, studies):
+        def names(pattern: str, fuzzy: bool = False) -> list[str]:
+            return self._studies(index, Match("_patient_name_folded", "name", (pattern,), fuzzy=fuzzy))
+
+        assert names("o'brien-jones sian") == ["2.25.71"]
+        assert names("o'brien*") == ["2.25.71"]
+        assert names("baker alice") == ["2.25.72"]
+        assert names("baker") == ["2.25.72"]  # further components may follow
+        assert names("sian") == []
+        assert names("sian", fuzzy=True) == ["2.25.71"]
+        assert names("zo?", fuzzy=True) == ["2.25.73"]
+        assert names("b*", fuzzy=True) == ["2.25.72"]  # words start at spaces only
+
+    def test_study_rows_count_every_instance_of_a_matching_study(self, index, studies):
+        page = index.search_studies(AttributeQuery(matches=(Match("Modality", "any_of", ("DMS",)),)))
+        (row,) = page.rows
+        assert (row.uid, row.instances, row.series, row.modalities) == ("2.25.71", 3, 2, ("DMS", "XC"))
+        assert row.document["SOPInstanceUID"] == "2.25.1001"  # the smallest SOP Instance UID
+        assert row.document["AccessionNumber"] == "ACC1"
+        assert page.has_more is False
+
+    def test_series_rows(self, index, studies):
+        page = index.search_series(AttributeQuery(matches=(Match("StudyInstanceUID", "equals", ("2.25.71",)),)))
+        assert [(r.uid, r.instances, r.modalities) for r in page.rows] == [("2.25.711", 2, ("XC",)), ("2.25.712", 1, ("DMS",))]
+
+    def test_paging_is_stable_and_says_when_there_is_more(self, index, studies):
+        first = index.search_studies(AttributeQuery(limit=2))
+        assert [r.uid for r in first.rows] == ["2.25.71", "2.25.72"] and first.has_more
+        last = index.search_studies(AttributeQuery(limit=2, offset=2))
+        assert [r.uid for r in last.rows] == ["2.25.73"] and not last.has_more
+        page = index.search_instances(AttributeQuery(limit=2, offset=1))
+        assert uids(page) == ["2.25.1001", "2.25.1003"] and page.has_more  # study, series, number, UID
+
+    def test_trust_scope_applies_to_matching_and_counting(self, index, studies):
+        assert self._studies(index, trusts_visible=("RBN",)) == ["2.25.73"]
+        assert self._studies(index, trusts_visible=()) == []
+        index.upsert(make_doc(6, StudyInstanceUID="2.25.71", SeriesInstanceUID="2.25.713", _trust="RBN"))
+        (row,) = index.search_studies(AttributeQuery(matches=(Match("StudyInstanceUID", "equals", ("2.25.71",)),), trusts_visible=("REM",))).rows
+        assert row.instances == 3
+
+    def test_many_studies_page_past_one_aggregation_page(self, index):
+        index.upsert_many(make_doc(n, StudyInstanceUID=f"2.25.5{n:05d}") for n in range(1200))
+        page = index.search_studies(AttributeQuery(limit=100, offset=1050))
+        assert [r.uid for r in page.rows] == [f"2.25.5{n:05d}" for n in range(1050, 1150)]
+        assert page.has_more
+
+
+class SearchIndexContract(AttributeSearchContract):
     @pytest.fixture
     def index(self):  # pragma: no cover - supplied by subclasses
         raise NotImplementedError

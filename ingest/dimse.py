@@ -1,0 +1,446 @@
+"""The DICOM network listener (pynetdicom): Storage SCP, Verification SCP and Study Root C-FIND.
+
+Started by ``ologies serve --dimse-port N`` (one listener in the CLI's parent process, beside the
+web workers) or ``ologies dimse``. What it guards against (RELIABILITY.md 2.6):
+
+* **Who may associate.** Calling AE titles are an allow-list (``dimse_peers``), each acting for
+  one trust (and department); a peer may also be tied to addresses. An empty list lets nobody
+  in. AE titles are labels, not authentication: use a firewall or DICOM TLS beyond the LAN.
+* **Idle sockets cannot lock modalities out.** An association that does not negotiate within
+  ``dimse_acse_timeout`` (5 s) is dropped; no address may hold more than
+  ``dimse_max_associations_per_peer`` connections, and no calling AE title more than that many
+  associations, so one misbehaving host cannot take the ``dimse_max_associations`` slots.
+* **Bounded data.** PDUs are at most ``dimse_max_pdu`` bytes; a data set growing past
+  ``dimse_max_dataset_bytes`` aborts the association; received data sets go to a temporary file
+  (``STORE_RECV_CHUNKED_DATASET``), never whole into memory, and are then checked by
+  ``converters.dicom.prepare_dicom`` as every other DICOM input is.
+* **What is stored** and the statuses answered are those of STOW-RS (``converters.dicom``):
+  0x0000, warnings 0xB000 (coerced) / 0xB006 (elements discarded), failures 0xA700 (out of
+  resources, store down), 0xA900 (identifier or attributes wrong), 0xC000 (cannot understand),
+  0x0111 (a different object is stored under this SOP Instance UID, or the same image for
+  another patient), 0x0110 (anything unexpected). Only accepted SOP classes and transfer
+  syntaxes are negotiated: anything else is a rejected presentation context.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydicom import Dataset
+
+from converters import dicom as dcm
+from converters.dicom import Provenance, dicom_status_for, prepare_dicom
+from repository.access import Action, Principal, RoleValues
+from repository.errors import ConfigurationError, Forbidden, OlogiesError, QueryError
+from repository.guard import Caller
+from repository.settings import DimsePeer, Settings
+from search import qido
+from search.attributes import MAX_WINDOW, AttributeQuery
+
+log = logging.getLogger(__name__)
+
+VERIFICATION = "1.2.840.10008.1.1"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+#: transfer syntaxes offered for storage, most preferred first (converters.dicom accepts them)
+STORAGE_SYNTAXES = [
+    dcm.EXPLICIT_VR_LE, dcm.IMPLICIT_VR_LE, dcm.JPEG_BASELINE, dcm.JPEG_EXTENDED,
+    dcm.JPEG_LS_LOSSLESS, dcm.JPEG_LS_NEAR_LOSSLESS, dcm.JPEG_2000_LOSSLESS, dcm.JPEG_2000,
+    dcm.RLE_LOSSLESS, dcm.DEFLATED_EXPLICIT_VR_LE,
+]  # fmt: skip
+AUDIT_EVERY = 100  # instances stored on one association between audit records
+_LEVELS = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
+_KEY_OF = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID", "instance": "SOPInstanceUID"}
+
+
+def peer_principal(title: str, peer: DimsePeer) -> Principal:
+    try:
+        role = RoleValues(peer.role)
+    except ValueError:
+        raise ConfigurationError(f"OLOGIES_DIMSE_PEERS: {title} has an unknown role {peer.role!r}") from None
+    return Principal(f"ae:{title}", title, role, peer.trust.upper(), peer.department, kind="device")
+
+
+class DimseListener:
+    """Owns the pynetdicom AE and its server; ``start`` returns once it is listening."""
+
+    def __init__(self, services: Any, settings: Settings | None = None) -> None:
+        self.services = services
+        self.settings = settings or services.settings
+        self.peers = {title.strip(): peer for title, peer in self.settings.dimse_peers.items()}
+        self.principals = {title: peer_principal(title, peer) for title, peer in self.peers.items()}
+        self._lock = threading.Lock()
+        self._per_address: Counter[str] = Counter()
+        self._per_title: Counter[str] = Counter()
+        self._received: dict[int, int] = {}  # association id -> bytes of the message in flight
+        self._stored: dict[int, tuple[Caller, list[tuple[str, str, str]]]] = {}
+        self.server: Any = None
+        self.ae: Any = None
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def build_ae(self) -> Any:
+        from pynetdicom import AE, _config
+
+        _config.STORE_RECV_CHUNKED_DATASET = True
+        _config.LOG_REQUEST_IDENTIFIERS = False  # no patient data in logs
+        _config.LOG_RESPONSE_IDENTIFIERS = False
+        s = self.settings
+        ae = AE(ae_title=s.dimse_ae_title)
+        ae.maximum_associations = s.dimse_max_associations
+        ae.acse_timeout = s.dimse_acse_timeout
+        ae.dimse_timeout = s.dimse_dimse_timeout
+        ae.network_timeout = s.dimse_network_timeout
+        ae.maximum_pdu_size = s.dimse_max_pdu
+        ae.require_called_aet = True
+        # An empty allow-list lets nobody in (pynetdicom reads an empty list as "anyone").
+        ae.require_calling_aet = list(self.peers) or ["\u0000NOBODY"]
+        ae.add_supported_context(VERIFICATION)
+        for sop_class in dcm.ACCEPTED_SOP_CLASSES:
+            ae.add_supported_context(sop_class, STORAGE_SYNTAXES)
+        ae.add_supported_context(STUDY_ROOT_FIND, [dcm.EXPLICIT_VR_LE, dcm.IMPLICIT_VR_LE])
+        self.ae = ae
+        return ae
+
+    def start(self, host: str | None = None, port: int | None = None) -> Any:
+        from pynetdicom import evt
+
+        ae = self.build_ae()
+        address = (host or self.settings.dimse_host, int(port if port is not None else (self.settings.dimse_port or 11112)))
+        listener = self
+        server_class = _bounded_server_class(listener)
+        handlers = [
+            (evt.EVT_C_ECHO, self._echo),
+            (evt.EVT_C_STORE, self._store),
+            (evt.EVT_C_FIND, self._find),
+            (evt.EVT_ESTABLISHED, self._established),
+            (evt.EVT_CONN_CLOSE, self._closed),
+            (evt.EVT_DATA_RECV, self._data_received),
+            (evt.EVT_DIMSE_RECV, self._message_received),
+        ]
+        self.server = ae.make_server(address, evt_handlers=handlers, server_class=server_class)
+        ae._servers.append(self.server)  # as start_server does, so that shutdown() finds it
+        thread = threading.Thread(target=self.server.serve_forever, name="ologies-dimse", daemon=True)
+        thread.start()
+        log.info("DIMSE listener %s on %s:%d", self.settings.dimse_ae_title, *self.server.server_address[:2])
+        return self.server
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    # -- connection accounting -------------------------------------------------------------------
+    def allow_connection(self, address: str) -> bool:
+        """Called for each TCP connection before anything is read from it."""
+        restricted = self.peers and all(p.hosts for p in self.peers.values())
+        if restricted and not any(address in p.hosts for p in self.peers.values()):
+            log.warning("DIMSE connection from %s refused: no peer may call from there", address)
+            return False
+        with self._lock:
+            if self._per_address[address] >= self.settings.dimse_max_associations_per_peer:
+                log.warning("DIMSE connection from %s refused: it already holds %d", address, self._per_address[address])
+                return False
+            self._per_address[address] += 1
+        return True
+
+    def connection_closed(self, address: str) -> None:
+        with self._lock:
+            self._per_address[address] -= 1
+            if self._per_address[address] <= 0:
+                del self._per_address[address]
+
+    def _established(self, event: Any) -> None:
+        assoc = event.assoc
+        title = str(assoc.requestor.ae_title).strip()
+        address = str(assoc.requestor.address)
+        peer = self.peers.get(title)
+        if peer is None or (peer.hosts and address not in peer.hosts):
+            log.warning("DIMSE association from %s as %s aborted: not allowed from there", address, title)
+            assoc.abort()
+            return
+        with self._lock:
+            if self._per_title[title] >= self.settings.dimse_max_associations_per_peer:
+                log.warning("DIMSE association from %s aborted: %s already has %d", address, title, self._per_title[title])
+                assoc.abort()
+                return
+            self._per_title[title] += 1
+            assoc._ologies_title = title  # noqa: SLF001 - counted, to be released on close
+
+    def _closed(self, event: Any) -> None:
+        assoc = event.assoc
+        title = getattr(assoc, "_ologies_title", None)
+        with self._lock:
+            if title is not None:
+                self._per_title[title] -= 1
+                if self._per_title[title] <= 0:
+                    del self._per_title[title]
+                assoc._ologies_title = None
+            self._received.pop(id(assoc), None)
+        self._flush_audit(assoc)
+
+    def _data_received(self, event: Any) -> None:
+        assoc = event.assoc
+        key = id(assoc)
+        size = self._received.get(key, 0) + len(event.data)
+        self._received[key] = size
+        if size > self.settings.dimse_max_dataset_bytes + self.settings.dimse_max_pdu:
+            log.warning("DIMSE association aborted: a data set of more than %d bytes", self.settings.dimse_max_dataset_bytes)
+            assoc.abort()
+
+    def _message_received(self, event: Any) -> None:
+        self._received[id(event.assoc)] = 0
+
+    # -- services --------------------------------------------------------------------------------
+    def caller_for(self, event: Any) -> Caller:
+        title = str(event.assoc.requestor.ae_title).strip()
+        principal = self.principals.get(title)
+        if principal is None:
+            raise Forbidden(f"calling AE title {title!r} is not allowed")
+        return Caller(principal, str(event.assoc.requestor.address))
+
+    def _echo(self, event: Any) -> int:
+        return 0x0000
+
+    def _store(self, event: Any) -> int:
+        spool = Path(tempfile.mkdtemp(prefix="ologies-cstore-", dir=self.settings.spool_dir))
+        received: Path | None = None
+        try:
+            received = Path(event.dataset_path)
+            caller = self.caller_for(event)
+            self.services.guard.require(caller, Action.UPLOAD)
+            principal = caller.principal
+            if received.stat().st_size > self.settings.dimse_max_dataset_bytes:
+                return dcm.OUT_OF_RESOURCES
+            provenance = Provenance(
+                "cstore", trust=self.services.policy.upload_trust(principal, None),
+                specialty=principal.department, source_ae_title=principal.name,
+            )  # fmt: skip
+            expected = str(event.request.AffectedSOPInstanceUID)
+            limits = dcm.DicomLimits(max_bytes=self.settings.dimse_max_dataset_bytes, max_pixels=self.settings.max_image_pixels)
+            prepared = prepare_dicom(
+                received.read_bytes(), spool / "object.dcm", provenance=provenance, limits=limits,
+                allow_test_numbers=bool(self.settings.allow_test_nhs_numbers),
+            )  # fmt: skip
+            if prepared.instance.sop_instance_uid != expected:
+                return dcm.DATASET_DOES_NOT_MATCH
+            self.services.repository.store_instance(prepared.instance)
+            self._remember(event.assoc, caller, prepared)
+            if prepared.coercions:
+                log.info("C-STORE %s: %s", prepared.instance.sop_instance_uid, dcm.describe(prepared.coercions))
+            return prepared.warning_status or 0x0000
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+            status = dicom_status_for(exc)
+            if not isinstance(exc, OlogiesError):
+                log.exception("C-STORE failed unexpectedly")
+            else:
+                log.warning("C-STORE refused (0x%04X): %s", status, exc.message)
+            return status
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+            if received is not None:
+                try:
+                    received.unlink(missing_ok=True)
+                except OSError:
+                    pass
+
+    def _remember(self, assoc: Any, caller: Caller, prepared: dcm.PreparedDicom) -> None:
+        item = prepared.instance
+        with self._lock:
+            _, stored = self._stored.setdefault(id(assoc), (caller, []))
+            stored.append((item.patient_id, item.study_instance_uid, item.sop_instance_uid))
+            full = len(stored) >= AUDIT_EVERY
+        if full:
+            self._flush_audit(assoc)
+
+    def _flush_audit(self, assoc: Any) -> None:
+        with self._lock:
+            caller, stored = self._stored.pop(id(assoc), (None, []))
+        if caller is None or not stored:
+            return
+        by_patient: dict[str, tuple[set[str], list[str]]] = {}
+        for patient, study, sop in stored:
+            studies, uids = by_patient.setdefault(patient, (set(), []))
+            studies.add(study)
+            uids.append(sop)
+        for patient, (studies, uids) in by_patient.items():
+            try:
+                self.services.guard.record_upload(caller, patient, sorted(studies), uids, "cstore")
+            except Exception:  # noqa: BLE001
+                log.exception("could not write the audit record of a C-STORE association")
+
+    def _find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        try:
+            caller = self.caller_for(event)
+            self.services.guard.require(caller, Action.SEARCH)
+            identifier = event.identifier
+            level, query, returns = self._parse_find(identifier, caller)
+        except (OlogiesError, ValueError) as exc:
+            yield _failure(dicom_status_for(exc) if not isinstance(exc, QueryError) else dcm.DATASET_DOES_NOT_MATCH, str(exc)[:64])
+            return
+        index = self.services.repository.index
+        shown: list[str] = []
+        patients: set[str] = set()
+        offset = 0
+        page_size = 1000
+        while offset < MAX_WINDOW:
+            page_query = AttributeQuery(query.matches, limit=min(page_size, MAX_WINDOW - offset), offset=offset, trusts_visible=query.trusts_visible)
+            try:
+                if level == "instance":
+                    page = index.search_instances(page_query)
+                    rows = [(doc, {}) for doc in page.items]
+                else:
+                    aggregate = (index.search_studies if level == "study" else index.search_series)(page_query)
+                    page = aggregate
+                    rows = [(row.document, _computed(row, level)) for row in aggregate.rows]
+            except OlogiesError as exc:
+                yield _failure(dcm.OUT_OF_RESOURCES, exc.message[:64])
+                return
+            for doc, computed in rows:
+                if event.is_cancelled:
+                    yield 0xFE00, None
+                    return
+                patients.add(str(doc.get("PatientID") or ""))
+                shown.append(str(doc.get(_KEY_OF[level]) or ""))
+                yield 0xFF00, self._result(identifier, level, returns, doc, computed)
+            if not page.has_more:
+                break
+            offset += page_size
+        self.services.guard.record(
+            caller, "search", detail=f"C-FIND {level}", patient_ids=sorted(p for p in patients if p),
+            sop_instance_uids=shown if level == "instance" else [], study_uids=shown if level == "study" else [],
+        )  # fmt: skip
+
+    def _parse_find(self, identifier: Dataset, caller: Caller) -> tuple[qido.Level, AttributeQuery, list[str]]:
+        level_name = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
+        level = _LEVELS.get(level_name)
+        if level is None:
+            raise QueryError(f"QueryRetrieveLevel {level_name!r} is not STUDY, SERIES or IMAGE")
+        matches = []
+        returns: list[str] = []
+        patient_id = None
+        for elem in identifier:
+            keyword = elem.keyword
+            if keyword in ("QueryRetrieveLevel", "SpecificCharacterSet"):
+                continue
+            value = _as_query_text(elem)
+            attribute = qido.ATTRIBUTES.get(keyword)
+            if attribute is None or qido._LEVEL_RANK[attribute.level] > qido._LEVEL_RANK[level]:  # noqa: SLF001
+                if value:
+                    raise QueryError(f"{keyword or elem.tag} cannot be matched")
+                returns.append(keyword or str(elem.tag))
+                continue
+            returns.append(keyword)
+            match = qido.to_match(attribute, value)
+            if match is not None:
+                matches.append(match)
+            if keyword == "PatientID" and value and not any(c in value for c in "*?"):
+                patient_id = value
+        visible = self.services.policy.visible_trusts(caller.principal, patient_id)
+        return level, AttributeQuery(tuple(matches), limit=1, trusts_visible=visible), returns
+
+    def _result(self, identifier: Dataset, level: qido.Level, returns: list[str], doc: dict[str, Any], computed: dict[str, Any]) -> Dataset:
+        out = Dataset()
+        out.SpecificCharacterSet = "ISO_IR 192"
+        out.QueryRetrieveLevel = identifier.QueryRetrieveLevel
+        out.RetrieveAETitle = self.settings.dimse_ae_title
+        for elem in identifier:
+            keyword = elem.keyword
+            if keyword in ("QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"):
+                continue
+            value: Any = None
+            if keyword in computed:
+                value = computed[keyword]
+            else:
+                attribute = qido.ATTRIBUTES.get(keyword)
+                if attribute is not None and attribute.field is not None:
+                    value = doc.get(attribute.field)
+            if elem.VR == "SQ":
+                out.add_new(elem.tag, "SQ", [])
+                continue
+            if value in (None, ""):
+                out.add_new(elem.tag, elem.VR, None)
+            else:
+                out.add_new(elem.tag, elem.VR, value if not isinstance(value, str) or "\\" not in value else value.split("\\"))
+        key = _KEY_OF[level]
+        if key not in out:
+            setattr(out, key, doc.get(key))
+        return out
+
+
+def _computed(row: Any, level: str) -> dict[str, Any]:
+    if level == "study":
+        return {"ModalitiesInStudy": list(row.modalities), "NumberOfStudyRelatedSeries": row.series, "NumberOfStudyRelatedInstances": row.instances}
+    return {"NumberOfSeriesRelatedInstances": row.instances}
+
+
+def _as_query_text(elem: Any) -> str:
+    if elem.VR == "SQ":
+        if elem.value:
+            raise QueryError(f"{elem.keyword}: matching within sequences is not supported")
+        return ""
+    value = elem.value
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _failure(status: int, comment: str) -> tuple[int, Dataset | None]:
+    ds = Dataset()
+    ds.Status = status
+    ds.ErrorComment = "".join(c for c in comment if 32 <= ord(c) < 127)[:64]
+    return ds, None  # type: ignore[return-value]
+
+
+def _bounded_server_class(listener: DimseListener) -> type:
+    from pynetdicom.transport import ThreadedAssociationServer
+
+    class BoundedAssociationServer(ThreadedAssociationServer):
+        """Counts connections per address before pynetdicom reads anything from them."""
+
+        def verify_request(self, request: Any, client_address: Any) -> bool:
+            address = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+            return listener.allow_connection(address)
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            address = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                listener.connection_closed(address)
+
+        def get_request(self) -> Any:
+            client, address = super().get_request()
+            # No Nagle: otherwise each small C-STORE-RSP waits for a delayed ACK (~40 ms).
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return client, address
+
+    return BoundedAssociationServer
+
+
+def serve_forever(services: Any, *, host: str | None = None, port: int | None = None) -> None:
+    """``ologies dimse``: run the listener until interrupted."""
+    listener = DimseListener(services)
+    listener.start(host, port)
+    stop = threading.Event()
+    try:
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.stop()
+

@@ -1,0 +1,176 @@
+"""Accept headers (RFC 9110 12.5.1, PS3.18 8.7) and single byte ranges (RFC 9110 14.2)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from converters import dicom as dcm
+from repository.errors import NotAcceptable
+
+EXPLICIT_VR_LE = dcm.EXPLICIT_VR_LE
+#: stored transfer syntax -> the media type its frames are served as, unchanged
+FRAME_MEDIA_TYPES: dict[str, str] = {
+    dcm.JPEG_BASELINE: "image/jpeg",
+    dcm.JPEG_EXTENDED: "image/jpeg",
+    dcm.JPEG_LS_LOSSLESS: "image/jls",
+    dcm.JPEG_LS_NEAR_LOSSLESS: "image/jls",
+    dcm.JPEG_2000_LOSSLESS: "image/jp2",
+    dcm.JPEG_2000: "image/jp2",
+    dcm.RLE_LOSSLESS: "image/x-dicom-rle",
+}
+_ITEM = re.compile(r'(?:[^,"]|"[^"]*")+')
+_PARAM = re.compile(r';\s*([^=;\s]+)\s*=\s*("[^"]*"|[^;]*)')
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    media_type: str  # lower case; "*/*" and "type/*" as sent
+    params: dict[str, str]
+    q: float
+
+    @property
+    def part_type(self) -> str:
+        """The ``type`` parameter of a multipart/related range (lower case, unquoted)."""
+        return self.params.get("type", "").lower()
+
+    @property
+    def transfer_syntax(self) -> str | None:
+        return self.params.get("transfer-syntax")
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """The ranges of an Accept header, most preferred first; ``*/*`` when there is none."""
+    if not header or not header.strip():
+        return [MediaRange("*/*", {}, 1.0)]
+    ranges: list[tuple[float, int, MediaRange]] = []
+    for position, item in enumerate(_ITEM.findall(header[:4096])):
+        item = item.strip()
+        if not item:
+            continue
+        media_type = item.split(";", 1)[0].strip().lower()
+        params = {k.lower(): v.strip().strip('"') for k, v in _PARAM.findall(item)}
+        try:
+            q = float(params.pop("q", "1"))
+        except ValueError:
+            q = 1.0
+        if q > 0:
+            ranges.append((-q, position, MediaRange(media_type, params, q)))
+    return [r for _, _, r in sorted(ranges, key=lambda t: (t[0], t[1]))]
+
+
+def accepts_any(ranges: list[MediaRange], *media_types: str) -> bool:
+    wanted = set(media_types)
+    for r in ranges:
+        if r.media_type in wanted or r.media_type == "*/*" or (r.media_type.endswith("/*") and any(m.startswith(r.media_type[:-1]) for m in wanted)):
+            return True
+    return False
+
+
+def require_json(header: str | None) -> None:
+    """DICOM JSON answers (QIDO-RS, metadata): 406 unless the client takes JSON."""
+    if not accepts_any(parse_accept(header), "application/dicom+json", "application/json"):
+        raise NotAcceptable("this resource is available as application/dicom+json only (XML is not supported)")
+
+
+def instance_syntax(header: str | None, stored: list[str]) -> tuple[str, bool]:
+    """Negotiate the retrieval of DICOM instances stored in the transfer syntaxes ``stored``.
+
+    Returns (``"*"`` or the transfer syntax to send, whether as one ``application/dicom`` part
+    rather than ``multipart/related``). No transcoding is done: a request that needs it (the
+    default, Explicit VR Little Endian, for a JPEG photograph) is refused with 406, naming
+    ``transfer-syntax=*``. See the conformance statement.
+    """
+    ranges = parse_accept(header)
+    for r in ranges:
+        single = r.media_type == "application/dicom"
+        if r.media_type in ("*/*", "multipart/*") or (r.media_type == "multipart/related" and r.part_type in ("", "*/*")):
+            return "*", False
+        if r.media_type == "multipart/related" and r.part_type != "application/dicom":
+            continue
+        if not single and r.media_type != "multipart/related":
+            continue
+        wanted = r.transfer_syntax or EXPLICIT_VR_LE
+        if wanted == "*" or all(ts == wanted for ts in stored):
+            return wanted, single
+    names = ", ".join(sorted(set(stored)))
+    raise NotAcceptable(
+        f"stored as {names}; this server does not transcode: ask for "
+        'multipart/related; type="application/dicom"; transfer-syntax=*'
+    )
+
+
+def frame_media(header: str | None, stored_ts: str) -> tuple[str, bool]:
+    """Negotiate frames: (part media type, decode to native pixels?).
+
+    Compressed frames are served unchanged in their own media type (``image/jpeg`` for JPEG),
+    also when ``application/octet-stream`` is asked for with ``transfer-syntax=*``; plain
+    ``application/octet-stream`` (the standard's default) decodes them to native pixels.
+    """
+    native = stored_ts in (EXPLICIT_VR_LE, dcm.IMPLICIT_VR_LE)
+    as_stored = "application/octet-stream" if native else FRAME_MEDIA_TYPES[stored_ts]
+    for r in parse_accept(header):
+        if r.media_type == "*/*":
+            return as_stored, False
+        if r.media_type == "multipart/related":
+            part = r.part_type or "application/octet-stream"
+        else:
+            part = r.media_type
+        ts = r.transfer_syntax
+        if part == "*/*":
+            return as_stored, False
+        if part == "application/octet-stream":
+            if native or ts in ("*", stored_ts):
+                return as_stored, False
+            if ts in (None, EXPLICIT_VR_LE):
+                return "application/octet-stream", True
+            continue
+        if part == as_stored and ts in (None, "*", stored_ts):
+            return as_stored, False
+    raise NotAcceptable(f"frames are stored as {as_stored} ({stored_ts}); ask for that, or application/octet-stream")
+
+
+def rendered_media(header: str | None) -> str:
+    for r in parse_accept(header):
+        if r.media_type in ("image/jpeg", "image/*", "*/*"):
+            return "image/jpeg"
+        if r.media_type == "image/png":
+            return "image/png"
+    raise NotAcceptable("rendered images are available as image/jpeg or image/png")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One satisfiable ``bytes=`` range as (first, last) inclusive; None to send everything.
+
+    Several ranges, or a unit other than bytes, are ignored (the whole body is sent), as RFC
+    9110 allows; a single range past the end raises ``RangeNotSatisfiable``.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first_text == "":
+            length = int(last_text)
+            if length <= 0:
+                raise RangeNotSatisfiable(size)
+            return max(0, size - length), size - 1
+        first = int(first_text)
+        last = int(last_text) if last_text else size - 1
+    except ValueError:
+        return None
+    if first >= size:
+        raise RangeNotSatisfiable(size)
+    if first < 0 or first > last:
+        return None
+    return first, min(last, size - 1)
+
+
+class RangeNotSatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"range not satisfiable for {size} bytes")
+        self.size = size

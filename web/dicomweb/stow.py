@@ -1,0 +1,332 @@
+"""STOW-RS (PS3.18 10.5): ``POST /dicomweb/studies[/{study}]``.
+
+Two kinds of request are accepted:
+
+* ``multipart/related; type="application/dicom"``: each part a DICOM object (Part 10, or a bare
+  data set), checked and stored as received by ``converters.dicom.prepare_dicom``;
+* ``multipart/related; type="application/dicom+json"`` (IHE Web Image Capture): DICOM JSON
+  metadata plus bulk data parts (``image/jpeg``, ``image/png``) named by ``BulkDataURI``
+  (matching a part's ``Content-Location`` or ``cid:`` its ``Content-ID``). The JPEG or PNG is
+  checked and made upright by the photograph converters (EXIF and GPS removed), and wrapped with
+  the metadata. Video and PDF bulk data wait for issue 7 (per-instance failure). A BulkDataURI
+  that names anything but a part of the request is refused (400): nothing is ever fetched.
+
+Each instance is stored or refused on its own; the response lists both with the standard codes
+(``converters.dicom``): 200 when all were stored without warnings, 202 when some were stored and
+some failed, had warnings or are not yet searchable, 409 when none was stored.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.encaps import encapsulate
+
+from converters import dicom as dcm
+from converters.base import Limits, SourceFile
+from converters.dicom import PreparedDicom, Provenance, dicom_status_for, prepare_dicom
+from repository.access import RoleValues
+from repository.errors import InvalidInput, MalformedRequest, OlogiesError, UnsupportedMediaType
+from repository.guard import Caller
+from repository.uids import sop_instance_uid_for_upload
+from web.dicomweb.multipart import ReceivedPart, ReceivedRelated
+
+log = logging.getLogger(__name__)
+
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+BULK_IMAGE_TYPES = {"image/jpeg": "converters.jpeg", "image/png": "converters.raster"}
+DEFERRED_BULK_TYPES = {"video/mp4", "video/mpeg", "video/quicktime", "application/pdf", "video/h264", "video/h265"}
+
+
+@dataclass
+class StowOutcome:
+    stored: list[tuple[str, str, str, int | None]] = field(default_factory=list)  # class, uid, url, warning
+    failed: list[tuple[str, str, int]] = field(default_factory=list)  # class, uid, reason
+    other_failures: list[int] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # for the Warning header and logs
+    pending: int = 0  # stored but not yet searchable
+    studies: set[str] = field(default_factory=set)
+
+    @property
+    def status(self) -> int:
+        if not self.stored:
+            return 409
+        if self.failed or self.other_failures or self.pending or any(w is not None for *_, w in self.stored):
+            return 202
+        return 200
+
+
+class Stow:
+    """Stores the parts of one STOW-RS request for one caller."""
+
+    def __init__(self, services: Any, caller: Caller, *, base_url: str, study_uid: str | None) -> None:
+        self.services = services
+        self.caller = caller
+        self.base_url = base_url
+        self.study_uid = study_uid
+        settings = services.settings
+        self.allow_test_numbers = bool(settings.allow_test_nhs_numbers)
+        self.limits = dcm.DicomLimits(max_bytes=settings.max_file_bytes, max_pixels=settings.max_image_pixels)
+        principal = caller.principal
+        trust = services.policy.upload_trust(principal, None)
+        specialty = principal.department if principal.role is RoleValues.DEVICE else ""
+        self.provenance = Provenance("stowrs", trust=trust, specialty=specialty)
+        self.outcome = StowOutcome()
+        self._audit: dict[str, tuple[set[str], list[str]]] = {}
+
+    # -- entry point -------------------------------------------------------------------------
+    def run(self, received: ReceivedRelated) -> StowOutcome:
+        if received.type == DICOM:
+            for part in received.parts:
+                if part.media_type not in (DICOM, "application/octet-stream"):
+                    self._other_failure(dcm.SOP_CLASS_NOT_SUPPORTED, f"part {part.number} is {part.media_type}, not {DICOM}")
+                    continue
+                self._store_bytes(part.path.read_bytes(), part.sha256, part.number, Provenance(**{**self.provenance.__dict__}))
+        elif received.type == DICOM_JSON:
+            self._store_json(received.parts)
+        else:
+            raise UnsupportedMediaType(
+                f"STOW-RS accepts multipart/related with type {DICOM} or {DICOM_JSON}, not {received.type or 'nothing'}",
+                field="content-type",
+            )
+        self._record_audit()
+        return self.outcome
+
+    # -- one DICOM object --------------------------------------------------------------------
+    def _store_bytes(self, data: bytes, sha256: str, number: int, provenance: Provenance, *, coercions: tuple[dcm.Coercion, ...] = ()) -> None:
+        spool = Path(tempfile.mkdtemp(prefix="ologies-stow-", dir=self.services.settings.spool_dir))
+        try:
+            try:
+                prepared = prepare_dicom(
+                    data, spool / "object.dcm", provenance=provenance, allow_test_numbers=self.allow_test_numbers,
+                    limits=self.limits, expected_study_uid=self.study_uid, original_sha256=sha256,
+                )  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - one instance's failure must never fail the others
+                self._failed(exc, number)
+                return
+            try:
+                outcome = self.services.repository.store_instance(prepared.instance)
+            except Exception as exc:  # noqa: BLE001
+                _tag(exc, prepared.sop_class_uid, prepared.instance.sop_instance_uid)
+                self._failed(exc, number)
+                return
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        self._stored(prepared, outcome.indexed, coercions)
+
+    def _stored(self, prepared: PreparedDicom, indexed: bool, extra: tuple[dcm.Coercion, ...]) -> None:
+        item = prepared.instance
+        coercions = extra + prepared.coercions
+        warning = None
+        if coercions:
+            warning = dcm.COERCED if any(c.action == "modified" for c in coercions) else dcm.ELEMENTS_DISCARDED
+            self.outcome.messages.append(f"{item.sop_instance_uid}: {dcm.describe(coercions)}")
+        if not indexed:
+            self.outcome.pending += 1
+        url = f"{self.base_url}/studies/{item.study_instance_uid}/series/{item.series_instance_uid}/instances/{item.sop_instance_uid}"
+        self.outcome.stored.append((prepared.sop_class_uid, item.sop_instance_uid, url, warning))
+        self.outcome.studies.add(item.study_instance_uid)
+        studies, uids = self._audit.setdefault(item.patient_id, (set(), []))
+        studies.add(item.study_instance_uid)
+        uids.append(item.sop_instance_uid)
+
+    def _failed(self, exc: BaseException, number: int) -> None:
+        status = dicom_status_for(exc)
+        message = exc.message if isinstance(exc, OlogiesError) else "processing failure"
+        if not isinstance(exc, OlogiesError):
+            log.exception("STOW-RS part %d failed unexpectedly", number)
+        sop_class = getattr(exc, "sop_class_uid", "")
+        sop_uid = getattr(exc, "sop_instance_uid", "")
+        self.outcome.messages.append(f"part {number}{' (' + sop_uid + ')' if sop_uid else ''}: {message}")
+        if sop_uid:
+            self.outcome.failed.append((sop_class, sop_uid, status))
+        else:
+            self.outcome.other_failures.append(status)
+        self.services.guard.record_failed_upload(self.caller, "", getattr(exc, "code", "error"), "stowrs")
+
+    def _other_failure(self, status: int, message: str) -> None:
+        self.outcome.other_failures.append(status)
+        self.outcome.messages.append(message)
+
+    # -- DICOM JSON metadata with bulk data (IHE Web Image Capture) ---------------------------
+    def _store_json(self, parts: list[ReceivedPart]) -> None:
+        metadata: list[tuple[int, dict[str, Any]]] = []
+        bulk: dict[str, ReceivedPart] = {}
+        for part in parts:
+            if part.media_type in (DICOM_JSON, "application/json"):
+                if part.size > 16 * 1024 * 1024:
+                    raise MalformedRequest(f"part {part.number}: DICOM JSON metadata larger than 16 MiB", field="body")
+                try:
+                    loaded = json.loads(part.path.read_bytes())
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise MalformedRequest(f"part {part.number} is not valid DICOM JSON: {exc}", field="body") from exc
+                for item in loaded if isinstance(loaded, list) else [loaded]:
+                    if not isinstance(item, dict):
+                        raise MalformedRequest(f"part {part.number}: each DICOM JSON data set must be an object", field="body")
+                    metadata.append((part.number, item))
+            else:
+                for name in (part.content_location, f"cid:{part.content_id}" if part.content_id else ""):
+                    if name:
+                        bulk[name] = part
+        if not metadata:
+            raise MalformedRequest("a DICOM JSON request needs at least one application/dicom+json part", field="body")
+        for number, item in metadata:  # refuse the whole request before storing anything
+            for uri in _bulk_uris(item):
+                if uri not in bulk:
+                    raise MalformedRequest(
+                        f"part {number}: BulkDataURI {uri[:100]!r} does not name a part of this request "
+                        "(nothing is fetched from elsewhere)",
+                        field="BulkDataURI",
+                    )
+        for number, item in metadata:
+            try:
+                data, sha, provenance, coercions = self._build_from_json(item, bulk)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(_identified(exc, item), number)
+                continue
+            self._store_bytes(data, sha, number, provenance, coercions=coercions)
+
+    def _build_from_json(self, item: dict[str, Any], bulk: dict[str, ReceivedPart]) -> tuple[bytes, str, Provenance, tuple[dcm.Coercion, ...]]:
+        pixel = item.get("7FE00010") or {}
+        uri = pixel.get("BulkDataURI") if isinstance(pixel, dict) else None
+        if not uri:
+            raise dcm.rejected(dcm.DATASET_DOES_NOT_MATCH, "the metadata has no Pixel Data (7FE00010) BulkDataURI", InvalidInput, "PixelData")
+        part = bulk[uri]
+        if part.media_type in DEFERRED_BULK_TYPES:
+            status = dcm.SOP_CLASS_NOT_SUPPORTED if part.media_type == "application/pdf" else dcm.TRANSFER_SYNTAX_NOT_SUPPORTED
+            raise dcm.rejected(status, f"{part.media_type} bulk data is not accepted yet (video and PDF arrive with issue 7)", UnsupportedMediaType)
+        if part.media_type not in BULK_IMAGE_TYPES:
+            raise dcm.rejected(dcm.TRANSFER_SYNTAX_NOT_SUPPORTED, f"bulk data of type {part.media_type} is not accepted (image/jpeg, image/png)", UnsupportedMediaType)
+        metadata = {k: v for k, v in item.items() if k.upper() != "7FE00010"}
+
+        def refuse_other_bulk(tag: str, vr: str, value: str) -> bytes:
+            found = bulk.get(value)
+            if found is None:
+                raise MalformedRequest(f"BulkDataURI {value[:100]!r} does not name a part of this request", field="BulkDataURI")
+            if found.size > 64 * 1024 * 1024:
+                raise dcm.rejected(dcm.OUT_OF_RESOURCES, "bulk data larger than 64 MiB", InvalidInput)
+            return found.path.read_bytes()
+
+        try:
+            ds = Dataset.from_json(metadata, bulk_data_uri_handler=refuse_other_bulk)
+        except OlogiesError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types for bad JSON
+            raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the DICOM JSON metadata cannot be read: {exc}", InvalidInput) from exc
+        captured = _convert_image(part, self.services.settings)
+        coercions: tuple[dcm.Coercion, ...] = ()
+        if captured.jpeg is not None and captured.jpeg != part.path.read_bytes():
+            coercions = (dcm.Coercion("PixelData", "modified", "EXIF, XMP, GPS and comments removed from the JPEG; orientation applied"),)
+        if not ds.get("SOPInstanceUID"):
+            ds.SOPInstanceUID = sop_instance_uid_for_upload(part.sha256)
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = captured.transfer_syntax_uid
+        ds.file_meta.MediaStorageSOPClassUID = str(ds.get("SOPClassUID", "") or "")
+        ds.file_meta.MediaStorageSOPInstanceUID = str(ds.SOPInstanceUID)
+        ds.Rows, ds.Columns = captured.rows, captured.columns
+        ds.SamplesPerPixel = captured.samples_per_pixel
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = captured.bits_allocated, captured.bits_stored, captured.bits_stored - 1
+        ds.PixelRepresentation = 0
+        photometric = captured.photometric_interpretation
+        if captured.jpeg is not None and photometric in ("YBR_FULL", "YBR_FULL_422"):
+            photometric = "YBR_FULL_422"  # as the VL IODs name every colour lossy JPEG
+        ds.PhotometricInterpretation = photometric
+        if captured.samples_per_pixel > 1:
+            ds.PlanarConfiguration = 0
+        elif "PlanarConfiguration" in ds:
+            del ds.PlanarConfiguration
+        if captured.jpeg is not None:
+            ds.PixelData = encapsulate([captured.jpeg])
+            ds["PixelData"].VR = "OB"
+        else:
+            assert captured.pixels is not None
+            ds.PixelData = captured.pixels.tobytes()
+            ds["PixelData"].VR = "OB"
+        if captured.lossy_history:
+            ds.LossyImageCompression = "01"
+            ds.LossyImageCompressionMethod = [s.method for s in captured.lossy_history]
+            ds.LossyImageCompressionRatio = [f"{s.ratio:.2f}"[:16] for s in captured.lossy_history]
+        if "SpecificCharacterSet" not in ds:
+            ds.SpecificCharacterSet = "ISO_IR 192"  # DICOM JSON is UTF-8
+        out = io.BytesIO()
+        try:
+            ds.save_as(out, enforce_file_format=True)
+        except Exception as exc:  # noqa: BLE001
+            raise dcm.rejected(dcm.DATASET_DOES_NOT_MATCH, f"the metadata cannot be encoded: {exc}", InvalidInput) from exc
+        provenance = Provenance(**{**self.provenance.__dict__, "original_media_type": part.media_type})
+        return out.getvalue(), part.sha256, provenance, coercions
+
+    # -- audit -------------------------------------------------------------------------------
+    def _record_audit(self) -> None:
+        for patient_id, (studies, uids) in self._audit.items():
+            self.services.guard.record_upload(self.caller, patient_id, sorted(studies), uids, "stowrs")
+
+
+def _convert_image(part: ReceivedPart, settings: Any) -> Any:
+    import importlib
+
+    module = importlib.import_module(BULK_IMAGE_TYPES[part.media_type])
+    from converters.sniff import HEAD_SIZE, sniff
+
+    with part.path.open("rb") as handle:
+        detected = sniff(handle.read(HEAD_SIZE))
+    if detected != part.media_type:
+        raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the bulk data part says {part.media_type} but holds {detected}", UnsupportedMediaType)
+    source = SourceFile(part.path, part.media_type, part.sha256, part.size)
+    try:
+        return module.convert(source, limits=Limits(max_pixels=settings.max_image_pixels), local_tz=settings.local_timezone)
+    except OlogiesError as exc:
+        raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the {part.media_type} bulk data cannot be used: {exc.message}", type(exc)) from exc
+
+
+def _bulk_uris(item: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: Any, depth: int) -> None:
+        if depth > 16:
+            raise MalformedRequest("DICOM JSON metadata is nested too deeply", field="body")
+        if isinstance(value, dict):
+            uri = value.get("BulkDataURI")
+            if isinstance(uri, str):
+                found.append(uri)
+            for inner in value.values():
+                walk(inner, depth + 1)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, depth + 1)
+
+    walk(item, 0)
+    return found
+
+
+def _identified(exc: BaseException, item: dict[str, Any]) -> BaseException:
+    """Attach the SOP Class and Instance UIDs of the metadata to ``exc`` for the response."""
+    for attribute, tag in (("sop_class_uid", "00080016"), ("sop_instance_uid", "00080018")):
+        value = (item.get(tag) or {}).get("Value") if isinstance(item.get(tag), dict) else None
+        if value and isinstance(value[0], str) and not getattr(exc, attribute, ""):
+            setattr(exc, attribute, value[0])
+    return exc
+
+
+def warning_header(messages: list[str]) -> str:
+    """A Warning header (RFC 7234 5.5, as PS3.18 8.x uses it) summarising what happened."""
+    text = "; ".join(messages)[:1500].replace("\\", "/").replace('"', "'")
+    return f'299 ologies "{text}"'
+
+
+def _tag(exc: BaseException, sop_class_uid: str, sop_instance_uid: str) -> None:
+    try:
+        exc.sop_class_uid = sop_class_uid  # type: ignore[attr-defined]
+        exc.sop_instance_uid = sop_instance_uid  # type: ignore[attr-defined]
+    except AttributeError:
+        pass

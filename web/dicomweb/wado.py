@@ -1,0 +1,332 @@
+"""WADO-RS (PS3.18 10.4): instances, metadata, bulk data, frames, rendered and thumbnails.
+
+Studies and series are listed from the object store (``studies/{study}/series/{series}/...``
+keys), so everything stored can be retrieved even while the index is down. Every instance is
+checked by the guard before anything is sent: another trust's instance is "not found".
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pydicom import Dataset
+from pydicom.dataelem import DataElement
+from pydicom.encaps import generate_frames
+from starlette.responses import Response, StreamingResponse
+
+from converters import dicom as dcm
+from repository import keys
+from repository.access import Action
+from repository.errors import InvalidInput, NotFound, QueryError
+from repository.guard import Caller
+from repository.renditions import to_pil
+from repository.service import read_header
+from web.dicomweb import dicomjson, negotiation
+from web.dicomweb.multipart import new_boundary, related_content_type, stream_parts
+
+CHUNK = 1024 * 1024
+PRIVATE = "private, max-age=86400, immutable"
+ENCAPSULATED = dcm.ENCAPSULATED
+
+
+@dataclass(frozen=True)
+class Located:
+    study: str
+    series: str
+    sop: str
+    key: str
+
+    def url(self, base: str) -> str:
+        return f"{base}/studies/{self.study}/series/{self.series}/instances/{self.sop}"
+
+
+class Wado:
+    def __init__(self, services: Any, caller: Caller, base_url: str) -> None:
+        self.services = services
+        self.repository = services.repository
+        self.guard = services.guard
+        self.caller = caller
+        self.base = base_url
+
+    # -- finding and checking ----------------------------------------------------------------
+    def locate(self, study: str, series: str | None = None, sop: str | None = None) -> list[Located]:
+        for uid in (study, series, sop):
+            if uid is not None and not keys.is_valid_uid(uid):
+                raise NotFound("not found")
+        if sop is not None:
+            key = self.repository.locate(sop)
+            found_study, found_series, _ = keys.uids_from_instance_key(key)
+            if found_study != study or (series is not None and found_series != series):
+                raise NotFound(f"instance {sop} is not in that study or series")
+            return [Located(found_study, found_series, sop, key)]
+        prefix = f"{keys.STUDIES}{study}/" + (f"series/{series}/" if series else "")
+        found = []
+        for key in self.repository.store.iter_keys(prefix):
+            if keys.is_instance_key(key):
+                s, se, i = keys.uids_from_instance_key(key)
+                found.append(Located(s, se, i, key))
+        if not found:
+            raise NotFound("no such study or series" if series is None else "no such series")
+        return sorted(found, key=lambda x: (x.series, x.sop))
+
+    def check(self, located: list[Located], action: Action, detail: str) -> list[dict[str, Any]]:
+        """Every instance must be the caller's to see; one audit record for them all."""
+        docs = [self.guard.open_instance(self.caller, x.sop, action, audit=False, detail=detail) for x in located]
+        self.guard.record(
+            self.caller, "download" if action is Action.DOWNLOAD else "view",
+            patient_ids=sorted({str(d.get("PatientID") or "") for d in docs}),
+            study_uids=sorted({x.study for x in located}), sop_instance_uids=[x.sop for x in located],
+            detail=f"DICOMweb {detail}",
+        )  # fmt: skip
+        return docs
+
+    def _header(self, x: Located) -> Dataset:
+        with self.repository.store.open(x.key) as handle:
+            return read_header(handle)
+
+    def _dataset(self, x: Located) -> Dataset:
+        return self.repository.read_instance(x.sop)
+
+    # -- instances -----------------------------------------------------------------------------
+    def retrieve(self, located: list[Located], accept: str | None, detail: str) -> Response:
+        docs = self.check(located, Action.DOWNLOAD, detail)
+        stored = [str(d.get("TransferSyntaxUID") or "") or self._header(x).file_meta.TransferSyntaxUID for x, d in zip(located, docs)]
+        syntax, single = negotiation.instance_syntax(accept, [str(s) for s in stored])
+        store = self.repository.store
+        if single and len(located) == 1:
+            x = located[0]
+            return StreamingResponse(
+                _chunks(store, x.key), media_type="application/dicom",
+                headers={"Content-Length": str(store.head(x.key).size), "Cache-Control": PRIVATE},
+            )  # fmt: skip
+        boundary = new_boundary()
+        parts = (
+            (f"application/dicom; transfer-syntax={ts}", _chunks(store, x.key), x.url(self.base), None)
+            for x, ts in zip(located, stored)
+        )
+        content_type = related_content_type("application/dicom", boundary, None if syntax == "*" else syntax)
+        return StreamingResponse(stream_parts(boundary, parts), media_type=content_type, headers={"Cache-Control": PRIVATE})
+
+    # -- metadata ------------------------------------------------------------------------------
+    def metadata(self, located: list[Located], accept: str | None, detail: str) -> list[dict[str, Any]]:
+        negotiation.require_json(accept)
+        self.check(located, Action.VIEW, detail)
+        return [self._metadata_of(x) for x in located]
+
+    def _metadata_of(self, x: Located) -> dict[str, Any]:
+        ds = self._header(x)
+        url = x.url(self.base)
+        paths = _bulk_paths(ds)
+
+        def bulk_uri(elem: DataElement) -> str:
+            return f"{url}/bulkdata/{paths.get(id(elem), f'{int(elem.tag):08X}')}"
+
+        pixel_vr = None
+        if "Rows" in ds:
+            ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+            pixel_vr = "OB" if ts in ENCAPSULATED or int(ds.get("BitsAllocated", 8) or 8) <= 8 else "OW"
+        return dicomjson.metadata(ds, bulk_uri, pixel_vr=pixel_vr, pixel_uri=f"{url}/bulkdata/7FE00010")
+
+    # -- bulk data -----------------------------------------------------------------------------
+    def bulkdata(self, x: Located, path: str, accept: str | None, range_header: str | None) -> Response:
+        self.check([x], Action.VIEW, "bulk data")
+        ds = self._dataset(x)
+        elem = _element_at(ds, path)
+        if int(elem.tag) == 0x7FE00010:
+            ts = str(ds.file_meta.TransferSyntaxUID)
+            if ts in ENCAPSULATED:
+                frames = list(range(1, int(ds.get("NumberOfFrames", 1) or 1) + 1))
+                return self._frames_response(x, ds, frames, accept)
+        if not negotiation.accepts_any(negotiation.parse_accept(accept), "application/octet-stream"):
+            raise negotiation_error("bulk data is available as application/octet-stream")
+        value = elem.value if isinstance(elem.value, (bytes, bytearray)) else bytes(elem.value or b"")
+        return octet_response(bytes(value), range_header)
+
+    # -- frames --------------------------------------------------------------------------------
+    def frames(self, x: Located, frame_list: str, accept: str | None) -> Response:
+        self.check([x], Action.VIEW, "frames")
+        ds = self._dataset(x)
+        count = int(ds.get("NumberOfFrames", 1) or 1)
+        numbers = parse_frames(frame_list, count)
+        return self._frames_response(x, ds, numbers, accept)
+
+    def _frames_response(self, x: Located, ds: Dataset, numbers: list[int], accept: str | None) -> Response:
+        ts = str(ds.file_meta.TransferSyntaxUID)
+        media, decode = negotiation.frame_media(accept, ts)
+        boundary = new_boundary()
+        url = x.url(self.base)
+        bodies = [_frame_bytes(ds, ts, n, decode) for n in numbers]
+        part_ts = negotiation.EXPLICIT_VR_LE if decode or ts not in ENCAPSULATED else ts
+        parts = ((f"{media}; transfer-syntax={part_ts}", [body], f"{url}/frames/{n}", len(body)) for n, body in zip(numbers, bodies))
+        content_type = related_content_type(media, boundary, part_ts)
+        return Response(b"".join(stream_parts(boundary, parts)), media_type=content_type, headers={"Cache-Control": PRIVATE})
+
+    # -- rendered and thumbnails ---------------------------------------------------------------
+    def rendered(self, x: Located, accept: str | None, *, frame: int = 1, viewport: str | None = None, quality: str | None = None) -> Response:
+        media = negotiation.rendered_media(accept)
+        self.check([x], Action.VIEW, "rendered")
+        size = parse_viewport(viewport)
+        renditions = self.services.renditions
+        if frame == 1:
+            small = size is not None and max(size) <= renditions.thumbnail_size
+            data = renditions.thumbnail(x.sop) if small else renditions.rendered(x.sop)
+            if size is None and media == "image/jpeg" and quality is None:
+                return Response(data, media_type="image/jpeg", headers={"Cache-Control": PRIVATE})
+            image = Image.open(io.BytesIO(data))
+        else:
+            ds = self._dataset(x)
+            count = int(ds.get("NumberOfFrames", 1) or 1)
+            parse_frames(str(frame), count)
+            image = _frame_image(ds, frame)
+        if size is not None:
+            image.thumbnail(size)
+        return Response(_encode(image, media, quality), media_type=media, headers={"Cache-Control": PRIVATE})
+
+    def thumbnail(self, located: list[Located], accept: str | None, viewport: str | None = None) -> Response:
+        media = negotiation.rendered_media(accept)
+        first = located[0]
+        self.check([first], Action.VIEW, "thumbnail")
+        data = self.services.renditions.thumbnail(first.sop)
+        size = parse_viewport(viewport)
+        if media == "image/jpeg" and size is None:
+            return Response(data, media_type="image/jpeg", headers={"Cache-Control": PRIVATE})
+        image = Image.open(io.BytesIO(data))
+        if size is not None:
+            image.thumbnail(size)
+        return Response(_encode(image, media, None), media_type=media, headers={"Cache-Control": PRIVATE})
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def negotiation_error(message: str) -> Exception:
+    from repository.errors import NotAcceptable
+
+    return NotAcceptable(message)
+
+
+def _chunks(store: Any, key: str) -> Iterator[bytes]:
+    with store.open(key) as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def parse_frames(text: str, count: int) -> list[int]:
+    try:
+        numbers = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise QueryError(f"frame list {text[:40]!r} must be numbers separated by commas", field="frames") from None
+    if not numbers or len(numbers) > 10_000:
+        raise QueryError("give between 1 and 10000 frame numbers", field="frames")
+    bad = [n for n in numbers if not 1 <= n <= count]
+    if bad:
+        raise NotFound(f"frame {bad[0]} does not exist: the instance has {count} frame{'s' if count != 1 else ''}")
+    return numbers
+
+
+def parse_viewport(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    parts = value.split(",")
+    try:
+        width, height = int(parts[0]), int(parts[1] if len(parts) > 1 else parts[0])
+    except (ValueError, IndexError):
+        raise QueryError("viewport must be width,height in pixels", field="viewport") from None
+    if not (1 <= width <= 8192 and 1 <= height <= 8192):
+        raise QueryError("viewport must be between 1 and 8192 pixels each way", field="viewport")
+    return width, height
+
+
+def _encode(image: Image.Image, media: str, quality: str | None) -> bytes:
+    out = io.BytesIO()
+    if media == "image/png":
+        image.save(out, format="PNG")
+    else:
+        try:
+            q = int(quality) if quality else 90
+        except ValueError:
+            raise QueryError("quality must be a number from 1 to 100", field="quality") from None
+        if not 1 <= q <= 100:
+            raise QueryError("quality must be a number from 1 to 100", field="quality")
+        image = image.convert("RGB") if image.mode not in ("RGB", "L") else image
+        image.save(out, format="JPEG", quality=q)
+    return out.getvalue()
+
+
+def _frame_bytes(ds: Dataset, ts: str, number: int, decode: bool) -> bytes:
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if ts in ENCAPSULATED and not decode:
+        for n, frame in enumerate(generate_frames(ds.PixelData, number_of_frames=frames), start=1):
+            if n == number:
+                return bytes(frame)
+        raise NotFound(f"frame {number} does not exist")
+    if ts not in ENCAPSULATED:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        size = rows * columns * int(ds.SamplesPerPixel) * (int(ds.BitsAllocated) // 8 or 1)
+        return bytes(ds.PixelData[(number - 1) * size : number * size])
+    return np.ascontiguousarray(_decode(ds, number)).tobytes()
+
+
+def _decode(ds: Dataset, number: int) -> np.ndarray:
+    from pydicom.pixels import pixel_array
+
+    try:
+        return pixel_array(ds, index=number - 1, as_rgb=True)
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types
+        raise InvalidInput(f"frame {number} cannot be decoded here: {exc}") from exc
+
+
+def _frame_image(ds: Dataset, number: int) -> Image.Image:
+    if number == 1:
+        return to_pil(ds)
+    array = _decode(ds, number)
+    if array.dtype != np.uint8:
+        low, high = float(array.min()), float(array.max())
+        array = ((array.astype(np.float64) - low) * (255.0 / (high - low or 1.0))).astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def _bulk_paths(ds: Dataset, prefix: str = "", out: dict[int, str] | None = None, depth: int = 0) -> dict[int, str]:
+    """id(element) -> bulk data path ("00880200/0/7FE00010") of every binary element."""
+    out = {} if out is None else out
+    for elem in ds:
+        path = f"{prefix}{int(elem.tag):08X}"
+        if elem.VR == "SQ" and depth < 16:
+            for index, item in enumerate(elem.value or ()):
+                _bulk_paths(item, f"{path}/{index}/", out, depth + 1)
+        elif elem.VR in dicomjson.BULK_VRS:
+            out[id(elem)] = path
+    return out
+
+
+def _element_at(ds: Dataset, path: str) -> DataElement:
+    parts = path.strip("/").split("/")
+    if len(parts) % 2 != 1 or len(parts) > 33:
+        raise NotFound("no such bulk data")
+    current: Dataset = ds
+    try:
+        for i in range(0, len(parts) - 1, 2):
+            current = current[int(parts[i], 16)].value[int(parts[i + 1])]
+        elem = current[int(parts[-1], 16)]
+    except (KeyError, ValueError, IndexError, TypeError):
+        raise NotFound("no such bulk data") from None
+    if elem.VR not in dicomjson.BULK_VRS:
+        raise NotFound("that element is not bulk data")
+    return elem
+
+
+def octet_response(data: bytes, range_header: str | None) -> Response:
+    size = len(data)
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": PRIVATE}
+    try:
+        wanted = negotiation.byte_range(range_header, size)
+    except negotiation.RangeNotSatisfiable:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}", **headers})
+    if wanted is None:
+        return Response(data, media_type="application/octet-stream", headers=headers)
+    first, last = wanted
+    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return Response(data[first : last + 1], status_code=206, media_type="application/octet-stream", headers=headers)
