@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Elasticsearch single node on 127.0.0.1, security off, from the integ-test-zip
 # distribution on Maven Central, plus our `asciifolding` token filter plugin.
-# Usage: infra/elasticsearch.sh start|stop|status
+# Usage: infra/elasticsearch.sh start|resume|stop|status  (resume keeps the last run's data)
 set -euo pipefail
 SERVICE=elasticsearch
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -79,6 +79,7 @@ EOF
 # Per-run config folder, so the cached distribution stays untouched.
 write_config() {
     local conf="$RUN_DIR/config"
+    rm -rf "$conf"  # (resume) regenerated, never copied into the last run's copy
     cp -r "$ES_HOME/config" "$conf"
     cat >"$conf/elasticsearch.yml" <<EOF
 cluster.name: ologies-test

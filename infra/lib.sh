@@ -58,7 +58,13 @@ require_free_ports() {
 }
 
 # Fresh runtime folder for a new start: old data is test data, drop it.
+# With KEEP_DATA set (the `resume` command) the data of the last run is kept.
 reset_run_dir() {
+    if [[ -n "${KEEP_DATA:-}" ]]; then
+        [[ -d "$DATA_DIR" ]] || die "nothing to resume: no data in $DATA_DIR (use start)"
+        log "resuming with the data in $DATA_DIR"
+        return 0
+    fi
     rm -rf "$RUN_DIR"
     mkdir -p "$RUN_DIR" "$DATA_DIR"
 }
@@ -110,10 +116,13 @@ stop_service() {
     log "stopped (pid $pid)"
 }
 
-# main start|stop|status: dispatch to the script's do_start / print_endpoint.
+# main start|resume|stop|status: dispatch to the script's do_start / print_endpoint.
+# resume starts the server on the data of its last run (after a stop or a crash), as a
+# restart of a real deployment would; the fault tests use it to bring a killed server back.
 main() {
     case "${1:-}" in
-        start)
+        start|resume)
+            [[ "$1" == resume ]] && KEEP_DATA=1
             if is_running; then
                 log "already running (pid $(cat "$PID_FILE"))"
             else
@@ -127,6 +136,6 @@ main() {
         status)
             if is_running; then print_endpoint; else log "not running"; exit 1; fi
             ;;
-        *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+        *) echo "usage: $0 start|resume|stop|status" >&2; exit 2 ;;
     esac
 }

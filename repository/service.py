@@ -29,7 +29,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -327,8 +328,9 @@ class Repository:
         return sum(1 for _ in self.store.iter_keys(keys.PENDING))
 
     def _document_for_key(self, key: str) -> dict[str, object]:
-        stored = self.store.head(key)
-        with self.store.open(key) as handle:
+        open_stored = getattr(self.store, "open_stored", None)  # one request where the store can
+        stored, handle = open_stored(key) if open_stored else (self.store.head(key), self.store.open(key))
+        with handle:
             header = read_header(handle)
         return document_from_dataset(header, stored)
 
@@ -365,21 +367,35 @@ class Repository:
 
         listing = self.iter_instance_keys()
         with ThreadPoolExecutor(self.reindex_workers, thread_name_prefix="ologies-reindex") as pool:
-            while chunk := list(islice(listing, 64 * self.reindex_workers)):
-                todo = []
-                for key in chunk:
-                    if keys.uids_from_instance_key(key)[2] in skip:
-                        report.already_indexed += 1
+            # Reads run ahead of the consumer (whose index writes then overlap them), at most
+            # ``ahead`` chunks: memory stays bounded whatever the size of the store.
+            in_flight: deque[list[tuple[str, Future[dict[str, object] | None] | None]]] = deque()
+            ahead, size = 4, 32 * self.reindex_workers
+
+            def submit() -> bool:
+                chunk = list(islice(listing, size))
+                in_flight.extend([[
+                    (key, None if keys.uids_from_instance_key(key)[2] in skip else pool.submit(read, key))
+                    for key in chunk
+                ]] if chunk else [])  # fmt: skip
+                return bool(chunk)
+
+            try:
+                while len(in_flight) < ahead and submit():
+                    pass
+                while in_flight:
+                    chunk = in_flight.popleft()
+                    submit()
+                    for key, future in chunk:
                         if progress:
                             progress(key)
-                    else:
-                        todo.append(key)
-                for key, doc in zip(todo, pool.map(read, todo)):
-                    if progress:
-                        progress(key)
-                    if doc is not None:
-                        report.instances += 1
-                        yield doc
+                        if future is None:
+                            report.already_indexed += 1
+                        elif (doc := future.result()) is not None:
+                            report.instances += 1
+                            yield doc
+            finally:  # stopped early (an error, Ctrl-C): do not finish reads nobody will use
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def reindex(self, progress: Callable[[str], None] | None = None) -> int:
         """Rebuild the whole index from a listing of the store and clear the pending markers it
