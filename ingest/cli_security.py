@@ -11,16 +11,21 @@ import getpass
 import json
 import sys
 
+from typing import TYPE_CHECKING
+
 from repository.access import Principal, RoleValues
-from repository.audit import fhir_audit_event
-from repository.guard import Caller
+
+if TYPE_CHECKING:
+    from repository.guard import Caller
 
 ROLES = [r.value for r in RoleValues]
 
 
-def cli_caller() -> Caller:
+def cli_caller() -> "Caller":
     """Who the command line acts as: the operating-system user at the server, an administrator
     (they can read the store directly anyway), recorded as such in the audit trail."""
+    from repository.guard import Caller  # imported here: it pulls in pydicom, which `serve`'s parent does not need
+
     user = getpass.getuser()
     return Caller(Principal(f"cli:{user}", user, RoleValues.ADMIN, "CLI", kind="user"), "localhost")
 
@@ -95,6 +100,8 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     services.audit.record(_event(services, "audit-read", f"report patient={bool(args.patient)} user={bool(args.user)}",
                                  patient_ids=[args.patient] if args.patient else []))  # fmt: skip
     if args.format == "fhir":
+        from repository.audit import fhir_audit_event
+
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": fhir_audit_event(e)} for e in events]}
         print(json.dumps(bundle, indent=2, ensure_ascii=False))
     else:

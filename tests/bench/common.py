@@ -110,6 +110,22 @@ def ologies_server(env_overrides: dict[str, str] | None = None, workers: int = 1
         log.close()
 
 
+def admin_headers(data: Path, env_overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """An administrator's API key for a server started by ``ologies_server`` (made directly in
+    its store, as ``ologies keys create`` would)."""
+    from repository.accounts import Accounts
+    from repository.registry import open_store
+    from repository.settings import Settings
+
+    values = {"store_url": (data / "store").as_uri(), "index_url": f"sqlite:///{data / 'index.sqlite3'}"}
+    for key, value in (env_overrides or {}).items():
+        if key.startswith("OLOGIES_"):
+            values[key[len("OLOGIES_"):].lower()] = value
+    store = open_store(Settings(**values, _env_file=None))
+    _, secret = Accounts(store).create_key(name="benchmark", role="admin", trust="REM")
+    return {"Authorization": f"Bearer {secret}"}
+
+
 def summarise(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     if not ordered:

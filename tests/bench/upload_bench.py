@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.bench.common import MemorySampler, ologies_server, summarise
+from tests.bench.common import MemorySampler, admin_headers, ologies_server, summarise
 from tests.conftest import patient_fields
 
 
@@ -83,17 +83,20 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--base-url", help="measure an already running server instead of starting one")
     parser.add_argument("--server-pid", type=int)
+    parser.add_argument("--api-key", help="for --base-url: a key made with `ologies keys create`")
     args = parser.parse_args()
     results = []
     for profile in args.profiles.split(","):
         bases = make_bases(profile)
         for conc in (int(c) for c in args.concurrency.split(",")):
             if args.base_url:
-                result = run(args.base_url, args.server_pid or 0, bases, args.count, conc)
+                key = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else None
+                result = run(args.base_url, args.server_pid or 0, bases, args.count, conc, headers=key)
             else:
-                with ologies_server() as (base_url, pid, _):
-                    run(base_url, pid, bases, 4, conc)  # warm-up
-                    result = run(base_url, pid, bases, args.count, conc)
+                with ologies_server() as (base_url, pid, data):
+                    headers = admin_headers(data)
+                    run(base_url, pid, bases, 4, conc, headers=headers)  # warm-up
+                    result = run(base_url, pid, bases, args.count, conc, headers=headers)
             result["profile"] = profile
             results.append(result)
             print(json.dumps(result), flush=True)

@@ -49,7 +49,8 @@ def instance_file(uid: str, services: ServicesDep, caller: CallerDep) -> Streami
         headers={
             "Content-Length": str(size),
             "Content-Disposition": f'attachment; filename="{uid}.dcm"',
-            "Cache-Control": IMMUTABLE,
+            # Not immutable: a consent change or a patient reconciliation rewrites the object.
+            "Cache-Control": "private, no-cache",
         },
     )
 
