@@ -68,6 +68,7 @@ from repository.errors import (
     BackendUnavailable,
     Conflict,
     ConversionFailed,
+    Forbidden,
     InvalidInput,
     OlogiesError,
     PayloadTooLarge,
@@ -87,6 +88,7 @@ TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # STOW: referenced transfer syntax not s
 PROCESSING_FAILURE = 0x0110  # general failure
 SOP_CLASS_NOT_SUPPORTED = 0x0122  # referenced SOP class not supported
 DUPLICATE_SOP_INSTANCE = 0x0111  # PS3.7 C.4: a different object is stored under this UID
+NOT_AUTHORIZED = 0x0124  # PS3.7 C.4: refused, not authorised (a role that may not do this)
 COERCED = 0xB000  # Warning: coercion of data elements
 ELEMENTS_DISCARDED = 0xB006  # Warning: elements discarded
 
@@ -234,6 +236,8 @@ def dicom_status_for(exc: BaseException) -> int:
         return status
     if isinstance(exc, Conflict):
         return DUPLICATE_SOP_INSTANCE
+    if isinstance(exc, Forbidden):
+        return NOT_AUTHORIZED
     if isinstance(exc, (PayloadTooLarge, StorageFull, BackendUnavailable, MemoryError)):
         return OUT_OF_RESOURCES
     if isinstance(exc, UnsupportedMediaType):

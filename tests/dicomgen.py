@@ -75,6 +75,10 @@ def photo_dataset(
     ds.Modality = "XC" if sop_class == VL_PHOTOGRAPHIC else "DMS"
     ds.SeriesNumber, ds.InstanceNumber = 1, 1
     ds.Manufacturer = "ExampleCam"
+    ds.Laterality = "L"
+    ds.PatientOrientation = ""
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.AcquisitionContextSequence = Sequence([])
     ds.Rows, ds.Columns = pixels.shape[0], pixels.shape[1]
     ds.SamplesPerPixel = 3
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0

@@ -31,7 +31,15 @@ MORE_RESULTS = '299 ologies "There are additional results that can be requested"
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + PREFIX
+    """Where this service is, for RetrieveURL and BulkDataURI. Some clients (dicomweb-client)
+    send a Host header without the port; the port the request came in on is used then."""
+    url = request.base_url
+    host = request.headers.get("host", "")
+    server = request.scope.get("server")
+    forwarded = "x-forwarded-host" in request.headers or "forwarded" in request.headers
+    if server and not forwarded and ":" not in host.rsplit("]", 1)[-1] and server[1] not in (80, 443) and url.port is None:
+        url = url.replace(port=server[1])
+    return str(url).rstrip("/") + PREFIX
 
 
 def dicom_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -1,0 +1,217 @@
+"""The DIMSE listener on loopback, driven by pynetdicom as a modality would: who may associate,
+what is stored and answered, C-FIND at three levels, and the bounds that keep it available."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+
+import pytest
+from pydicom import Dataset, dcmread
+from pynetdicom import AE
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
+
+from converters import dicom as dcm
+from ingest.dimse import DimseListener
+from repository.private_tags import get_private
+from repository.settings import Settings
+from tests import dicomgen
+from tests.conftest import NHS_A, NHS_B
+from tests.imagegen import photo
+from web.services import Services
+
+PEERS = {
+    "CAMERA": {"trust": "REM", "department": "dermatology"},
+    "VIEWER": {"trust": "REM", "role": "clinician"},
+    "OTHERVIEW": {"trust": "RBN", "role": "clinician"},
+    "LOCKED": {"trust": "REM", "hosts": ["10.9.9.9"]},
+}
+
+
+@pytest.fixture
+def listener(tmp_path):
+    settings = Settings(
+        store_url=(tmp_path / "store").as_uri(), index_url=f"sqlite:///{tmp_path / 'index.sqlite3'}",
+        allow_test_nhs_numbers=True, spool_dir=tmp_path, _env_file=None, dimse_peers=PEERS,
+        dimse_acse_timeout=1.0, dimse_max_associations_per_peer=2, dimse_max_dataset_bytes=2_000_000,
+    )  # fmt: skip
+    services = Services.build(settings)
+    listening = DimseListener(services)
+    listening.start("127.0.0.1", 0)
+    yield listening
+    listening.stop()
+    services.close()
+
+
+def associate(listener, title: str = "CAMERA", contexts=None, source: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+    ae = AE(ae_title=title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    for context in contexts or [Verification]:
+        if isinstance(context, tuple):
+            ae.add_requested_context(*context)
+        else:
+            ae.add_requested_context(context)
+    return ae.associate("127.0.0.1", listener.port, ae_title="OLOGIES", bind_address=(source, 0))
+
+
+def store(listener, datasets: list[Dataset], title: str = "CAMERA") -> list[int]:  # type: ignore[no-untyped-def]
+    contexts = sorted({(d.SOPClassUID, d.file_meta.TransferSyntaxUID) for d in datasets})
+    assoc = associate(listener, title, [(c, [t]) for c, t in contexts])
+    assert assoc.is_established
+    statuses = []
+    for ds in datasets:
+        status = assoc.send_c_store(ds)
+        statuses.append(int(status.Status) if status else -1)
+    assoc.release()
+    return statuses
+
+
+def find(listener, identifier: Dataset, title: str = "VIEWER") -> tuple[list[Dataset], int]:  # type: ignore[no-untyped-def]
+    assoc = associate(listener, title, [StudyRootQueryRetrieveInformationModelFind])
+    assert assoc.is_established
+    results, final = [], -1
+    for status, found in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
+        if status and status.Status in (0xFF00, 0xFF01):
+            results.append(found)
+        elif status:
+            final = int(status.Status)
+    assoc.release()
+    return results, final
+
+
+def stored_object(listener, uid: str) -> Dataset:  # type: ignore[no-untyped-def]
+    return dcmread(io.BytesIO(listener.services.repository.open_instance(uid).read()))
+
+
+def test_echo_from_allowed_titles_only(listener):
+    assoc = associate(listener)
+    assert assoc.is_established and assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+    stranger = associate(listener, "STRANGER")
+    assert stranger.is_rejected
+
+
+def test_peer_tied_to_an_address_is_refused_from_another(listener):
+    assoc = associate(listener, "LOCKED")
+    assert not assoc.is_established or assoc.is_aborted
+    time.sleep(0.2)
+
+
+def test_store_keeps_uids_strips_gps_and_records_the_peer(listener):
+    clean, leaky = dicomgen.photo_dataset(), dicomgen.photo_dataset(gps=True)
+    assert store(listener, [clean, leaky]) == [0x0000, dcm.ELEMENTS_DISCARDED]
+    ds = stored_object(listener, leaky.SOPInstanceUID)
+    assert "GPSLatitude" not in ds and ds.StudyInstanceUID == leaky.StudyInstanceUID
+    private = get_private(ds)
+    assert (private["IngestRoute"], private["TrustODSCode"], private["SpecialtyCode"]) == ("cstore", "REM", "dermatology")
+    assert ds.file_meta.SourceApplicationEntityTitle == "CAMERA"
+
+
+def test_store_failures_map_to_statuses(listener):
+    first = dicomgen.photo_dataset()
+    assert store(listener, [first]) == [0x0000]
+    changed = dicomgen.photo_dataset(sop_uid=first.SOPInstanceUID, ImageComments="different")
+    hospital_number = dicomgen.photo_dataset(patient_id="H1234")
+    assert store(listener, [first, changed, hospital_number]) == [0x0000, dcm.DUPLICATE_SOP_INSTANCE, dcm.DATASET_DOES_NOT_MATCH]
+
+
+def test_implicit_vr_is_accepted(listener):
+    ds = dicomgen.photo_dataset(native=True)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+    assert store(listener, [ds]) == [0x0000]
+    assert stored_object(listener, ds.SOPInstanceUID).PixelData == ds.PixelData
+
+
+def test_unaccepted_sop_class_and_transfer_syntax_are_not_negotiated(listener):
+    assoc = associate(listener, contexts=[Verification, (dicomgen.CT_IMAGE, ["1.2.840.10008.1.2.1"]),
+                                          (dicomgen.VL_PHOTOGRAPHIC, ["1.2.840.10008.1.2.4.70"])])  # fmt: skip
+    assert assoc.is_established
+    assert [cx.abstract_syntax for cx in assoc.accepted_contexts] == [Verification]
+    assert len(assoc.rejected_contexts) == 2
+    assoc.release()
+
+
+def test_devices_cannot_find_and_oversized_data_sets_are_refused(listener):
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = ""
+    assert find(listener, identifier, title="CAMERA") == ([], dcm.NOT_AUTHORIZED)
+    big = dicomgen.photo_dataset(native=True, pixels=photo(1200, 900))  # 3.2 MB, the limit is 2 MB
+    assert store(listener, [big]) in ([dcm.OUT_OF_RESOURCES], [-1])  # refused, or the association aborted
+    with pytest.raises(Exception):
+        listener.services.repository.locate(big.SOPInstanceUID)
+
+
+def test_find_at_study_series_and_image_level(listener):
+    a = [dicomgen.photo_dataset(study_uid="2.25.501", series_uid="2.25.5011") for _ in range(2)]
+    a.append(dicomgen.photo_dataset(study_uid="2.25.501", series_uid="2.25.5012", sop_class=dicomgen.DERMOSCOPIC))
+    b = dicomgen.photo_dataset(study_uid="2.25.502", patient_id=NHS_B, name="Llŷr^Zoë")
+    assert store(listener, [*a, b]) == [0] * 4
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.PatientID = NHS_A
+    identifier.StudyInstanceUID = ""
+    identifier.NumberOfStudyRelatedInstances = None
+    identifier.ModalitiesInStudy = ""
+    identifier.PatientName = ""
+    (study,), status = find(listener, identifier)
+    assert status == 0x0000
+    assert (study.StudyInstanceUID, int(study.NumberOfStudyRelatedInstances)) == ("2.25.501", 3)
+    assert list(study.ModalitiesInStudy) == ["DMS", "XC"]
+    assert str(study.PatientName) == "O'Brien-Jones^Siân"
+    series = Dataset()
+    series.QueryRetrieveLevel = "SERIES"
+    series.StudyInstanceUID = "2.25.501"
+    series.SeriesInstanceUID = ""
+    series.Modality = "DMS"
+    found, _ = find(listener, series)
+    assert [s.SeriesInstanceUID for s in found] == ["2.25.5012"]
+    images = Dataset()
+    images.QueryRetrieveLevel = "IMAGE"
+    images.StudyInstanceUID = "2.25.501"
+    images.SeriesInstanceUID = "2.25.5011"
+    images.SOPInstanceUID = ""
+    found, _ = find(listener, images)
+    assert sorted(i.SOPInstanceUID for i in found) == sorted(d.SOPInstanceUID for d in a[:2])
+    by_name = Dataset()
+    by_name.QueryRetrieveLevel = "STUDY"
+    by_name.PatientName = "LLYR*"
+    by_name.StudyInstanceUID = ""
+    found, _ = find(listener, by_name)
+    assert [s.StudyInstanceUID for s in found] == ["2.25.502"]
+    other_trust, _ = find(listener, identifier, title="OTHERVIEW")
+    assert other_trust == []
+
+
+def test_unsupported_matching_keys_are_refused(listener):
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.PatientWeight = "70"
+    found, status = find(listener, identifier)
+    assert found == [] and status == dcm.DATASET_DOES_NOT_MATCH
+
+
+def test_idle_sockets_from_one_host_cannot_lock_others_out(listener):
+    idle = []
+    for _ in range(10):
+        try:
+            idle.append(socket.create_connection(("127.0.0.1", listener.port), timeout=2, source_address=("127.0.0.2", 0)))
+        except OSError:
+            pass
+    time.sleep(0.3)
+    started = time.monotonic()
+    assoc = associate(listener, "VIEWER")
+    assert assoc.is_established and time.monotonic() - started < 2
+    assert assoc.send_c_echo().Status == 0
+    assoc.release()
+    for s in idle:
+        s.close()
+
+
+def test_idle_connection_is_dropped_after_the_acse_timeout(listener):
+    sock = socket.create_connection(("127.0.0.1", listener.port), timeout=5)
+    started = time.monotonic()
+    sock.recv(1024)  # returns when the listener aborts or closes the silent connection
+    assert 0.5 < time.monotonic() - started < 4
+    sock.close()
