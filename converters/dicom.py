@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable
@@ -262,6 +263,8 @@ class _Walker:
         self.limits = limits
         self.elements = 0
         self.fragments = 0
+        #: top-level Pixel Data: (element start, value start, value end, VR or None, encapsulated)
+        self.pixel_data: tuple[int, int, int, bytes | None, bool] | None = None
 
     def dataset(self, pos: int, end: int, depth: int, implicit: bool, *, in_item: bool = False) -> int:
         """Walk elements from ``pos``; return the position after the data set (or its item
@@ -303,7 +306,10 @@ class _Walker:
             start = pos + header
             if length == _UNDEFINED:
                 if tag == _PIXEL_DATA and vr in (None, b"OB", b"OW"):
+                    element_start = pos
                     pos = self.encapsulated(start, end)
+                    if depth == 0:
+                        self.pixel_data = (element_start, start, pos - 8, vr, True)
                 elif vr in (None, b"SQ", b"UN"):
                     # Implicit VR and UN of undefined length hold a sequence (PS3.5 6.2.2);
                     # the items of a UN sequence are encoded Implicit VR Little Endian.
@@ -320,6 +326,8 @@ class _Walker:
                 )
             if vr == b"SQ" or (vr in (None, b"UN") and _is_public_sequence(tag)):
                 self.sequence(start, end, depth + 1, implicit or vr == b"UN", defined_end=start + length)
+            elif tag == _PIXEL_DATA and depth == 0:
+                self.pixel_data = (pos, start, start + length, vr, False)
             pos = start + length
         if in_item:
             raise _cannot_understand("DICOM data is truncated: an item of undefined length has no delimiter")
@@ -392,7 +400,8 @@ def _is_public_sequence(tag: int) -> bool:
 @dataclass
 class _Received:
     meta: dict[str, str]
-    body: bytes | memoryview
+    data: bytes  # everything received (or inflated), never copied
+    offset: int  # where the data set starts in ``data``
     transfer_syntax: str
     implicit: bool
 
@@ -416,7 +425,7 @@ def _split(data: bytes) -> _Received:
         raise _cannot_understand(f"not a DICOM file{what}: no DICM prefix and no data set")
     explicit = data[4:6] in _ALL_VRS and data[4:6].isupper()
     ts = EXPLICIT_VR_LE if explicit else IMPLICIT_VR_LE
-    return _Received({}, memoryview(data), ts, not explicit)
+    return _Received({}, data, 0, ts, not explicit)
 
 
 def _parse_meta(data: bytes, pos: int) -> _Received:
@@ -447,7 +456,7 @@ def _parse_meta(data: bytes, pos: int) -> _Received:
     ts = meta.get("TransferSyntaxUID", "")
     if not ts:
         raise _cannot_understand("DICOM file meta information has no Transfer Syntax UID")
-    return _Received(meta, view[pos:], ts, ts == IMPLICIT_VR_LE)
+    return _Received(meta, data, pos, ts, ts == IMPLICIT_VR_LE)
 
 
 def _inflate(body: bytes | memoryview, budget: int) -> bytes:
@@ -477,6 +486,26 @@ def _inflate(body: bytes | memoryview, budget: int) -> bytes:
     if not inflater.eof:
         raise _cannot_understand("deflated DICOM data set is truncated")
     return out.getvalue()
+
+
+def _read(data: bytes, offset: int, end: int, implicit: bool, pixel: tuple[int, int, int, bytes | None, bool] | None) -> Dataset:
+    """pydicom reads the data set from ``data`` in place (a BytesIO over bytes shares them);
+    the top-level Pixel Data, whose extent the walk already knows, is cut out in one copy
+    rather than read by pydicom's delimiter search."""
+    fp = io.BytesIO(data)
+    fp.seek(offset)
+    if pixel is None:
+        return read_dataset(fp, implicit, True, bytelength=end - offset)
+    element_start, value_start, value_end, vr, encapsulated = pixel
+    ds = read_dataset(fp, implicit, True, bytelength=element_start - offset)
+    if vr is None:
+        vr = b"OB" if encapsulated else b"OW"
+    ds.add_new(_PIXEL_DATA, vr.decode(), data[value_start:value_end])
+    after = value_end + (8 if encapsulated else 0)
+    if after < end:  # elements after Pixel Data (trailing padding, say)
+        fp.seek(after)
+        ds.update(read_dataset(fp, implicit, True, bytelength=end - after))
+    return ds
 
 
 def read_dicom(data: bytes, *, limits: DicomLimits = DicomLimits()) -> tuple[Dataset, str, str]:
@@ -511,16 +540,19 @@ def read_dicom(data: bytes, *, limits: DicomLimits = DicomLimits()) -> tuple[Dat
             f"transfer syntax {name} is not accepted here (see the conformance statement)",
             UnsupportedMediaType,
         )
-    body = received.body
+    data, offset = received.data, received.offset
     if ts == DEFLATED_EXPLICIT_VR_LE:
-        budget = min(limits.max_bytes, max(limits.inflate_floor, limits.max_inflate_ratio * len(body)))
-        body = _inflate(body, budget)
-    walker = _Walker(body, limits)
-    walker.dataset(0, len(body), 0, received.implicit)
+        compressed = memoryview(data)[offset:]
+        budget = min(limits.max_bytes, max(limits.inflate_floor, limits.max_inflate_ratio * len(compressed)))
+        data, offset = _inflate(compressed, budget), 0
+    view = memoryview(data)
+    walker = _Walker(view, limits)
+    end = len(data)
+    walker.dataset(offset, end, 0, received.implicit)
     if walker.elements == 0:
         raise _cannot_understand("DICOM data set is empty")
     try:
-        ds = read_dataset(io.BytesIO(body), received.implicit, True)
+        ds = _read(data, offset, end, received.implicit, walker.pixel_data)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for malformed data
         raise _cannot_understand(f"DICOM data set cannot be parsed: {exc}") from exc
     ds.file_meta = FileMetaDataset()
@@ -630,7 +662,7 @@ def _check_pixels(ds: Dataset, ts: str, limits: DicomLimits, coercions: list[Coe
             )
         return
     try:
-        originals = list(generate_frames(pixel_data, number_of_frames=frames))
+        originals = _frames(pixel_data, frames)
     except Exception as exc:  # noqa: BLE001
         raise _cannot_understand(f"encapsulated pixel data cannot be split into {frames} frames: {exc}") from exc
     if len(originals) != frames:
@@ -638,7 +670,8 @@ def _check_pixels(ds: Dataset, ts: str, limits: DicomLimits, coercions: list[Coe
     cleaned: list[bytes] = []
     for number, frame in enumerate(originals, start=1):
         if ts in _JPEG_SYNTAXES:
-            cleaned.append(_clean_jpeg(frame, number, rows, columns, samples, limits))
+            clean = _clean_jpeg(frame, number, rows, columns, samples, limits)
+            cleaned.append(frame if clean is frame else clean)
         elif ts in _JPEG_LS_SYNTAXES:
             cleaned.append(strip_jpeg_segments(frame, number))
         elif ts in _J2K_SYNTAXES and frame[:4] != b"\xff\x4f\xff\x51":
@@ -646,31 +679,116 @@ def _check_pixels(ds: Dataset, ts: str, limits: DicomLimits, coercions: list[Coe
         else:
             cleaned.append(frame)
     if ts in _JPEG_SYNTAXES | _JPEG_LS_SYNTAXES:
-        if any(new != _unpadded(old) for new, old in zip(cleaned, originals)):
-            ds.PixelData = encapsulate(cleaned, has_bot=frames > 1)
+        if any(new is not old and new != _unpadded(old) for new, old in zip(cleaned, originals)):
+            ds.PixelData = encapsulate([bytes(c) for c in cleaned], has_bot=frames > 1)
             coercions.append(Coercion("PixelData", "modified", "JPEG metadata segments (APPn, COM) removed; pixels unchanged"))
 
 
-def _unpadded(frame: bytes) -> bytes:
+def _frames(pixel_data: bytes, count: int) -> list[bytes | memoryview]:
+    """The frames of encapsulated pixel data, as views into it where no joining is needed:
+    one fragment per frame, or one frame of any number of fragments (PS3.5 A.4)."""
+    view = memoryview(pixel_data)
+    fragments: list[memoryview] = []
+    pos, size = 0, len(view)
+    while pos + 8 <= size:
+        group, element, length = struct.unpack_from("<HHI", view, pos)
+        if (group, element) != (0xFFFE, 0xE000) or pos + 8 + length > size:
+            raise ValueError(f"malformed item at byte {pos}")
+        fragments.append(view[pos + 8 : pos + 8 + length])
+        pos += 8 + length
+    if not fragments:
+        raise ValueError("no basic offset table")
+    fragments = fragments[1:]  # the basic offset table
+    if count == 1:
+        return [fragments[0]] if len(fragments) == 1 else [b"".join(fragments)]
+    if len(fragments) == count:
+        return list(fragments)
+    return list(generate_frames(pixel_data, number_of_frames=count))
+
+
+def _unpadded(frame: bytes | memoryview) -> bytes:
+    frame = bytes(frame)
     end = frame.rfind(b"\xff\xd9")
     return frame[: end + 2] if end >= 0 else frame
 
 
 def _clean_jpeg(frame: bytes, number: int, rows: int, columns: int, samples: int, limits: DicomLimits) -> bytes:
+    """The frame without metadata segments; the frame itself (no copy) when it has none.
+
+    Most device JPEGs are one interleaved sequential scan with nothing but JFIF or Adobe in their
+    header: checking that costs a walk of the header and one C-speed search of the scan for a
+    marker other than EOI (well under 2 ms for 4 MB), where a full rewrite costs several copies.
+    Anything else goes through :func:`converters.jpeg_markers.parse`, which removes what it must.
+    """
+    header = _jpeg_header(frame, number)
+    if header is not None:
+        height, width, components = header
+        _check_frame_size(number, height, width, components, rows, columns, samples)
+        return frame
     try:
         parsed = parse_jpeg(bytes(frame), limits=Limits(max_pixels=limits.max_pixels))
     except OlogiesError as exc:
         raise _cannot_understand(f"frame {number}: {exc.message}") from exc
     f = parsed.frame
-    if (f.height, f.width, len(f.components)) != (rows, columns, samples):
+    _check_frame_size(number, f.height, f.width, len(f.components), rows, columns, samples)
+    return parsed.bitstream
+
+
+def _check_frame_size(number: int, height: int, width: int, components: int, rows: int, columns: int, samples: int) -> None:
+    if (height, width, components) != (rows, columns, samples):
         raise rejected(
             DATASET_DOES_NOT_MATCH,
-            f"frame {number} is a {f.width}x{f.height} JPEG with {len(f.components)} components, but Rows, "
+            f"frame {number} is a {width}x{height} JPEG with {components} components, but Rows, "
             f"Columns and SamplesPerPixel say {columns}x{rows} with {samples}",
             InvalidInput,
             "PixelData",
         )
-    return parsed.bitstream
+
+
+_CLEAN_APP0 = re.compile(rb"^JFIF\x00.{7}\x00\x00$", re.DOTALL)
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _jpeg_header(frame: bytes, number: int) -> tuple[int, int, int] | None:
+    """(height, width, components) if ``frame`` is already clean: a single interleaved
+    sequential scan whose header holds no APPn but JFIF (without thumbnail) or Adobe, no COM,
+    and nothing after the scan but EOI. None when it needs :func:`parse_jpeg`."""
+    size = len(frame)
+    end = size
+    while end > 2 and frame[end - 1] == 0:
+        end -= 1  # padding to an even length
+    if frame[:2] != b"\xff\xd8" or frame[end - 2 : end] != b"\xff\xd9":
+        return None
+    pos, sof = 2, None
+    while pos + 4 <= end:
+        if frame[pos] != 0xFF:
+            return None
+        code = frame[pos + 1]
+        length = int.from_bytes(frame[pos + 2 : pos + 4], "big")
+        if length < 2 or pos + 2 + length > end:
+            return None
+        payload = frame[pos + 4 : pos + 2 + length]
+        if code == 0xE0:
+            if not _CLEAN_APP0.match(payload):
+                return None
+        elif code == 0xEE:
+            if payload[:5] != b"Adobe":
+                return None
+        elif 0xE1 <= code <= 0xEF or code == 0xFE:
+            return None
+        elif code in (0xC0, 0xC1):
+            if sof is not None or len(payload) < 6:
+                return None
+            sof = (int.from_bytes(payload[1:3], "big"), int.from_bytes(payload[3:5], "big"), payload[5])
+        elif code == 0xDA:
+            if sof is None or not payload or payload[0] != sof[2]:
+                return None  # not one scan of every component
+            marker = _JPEG_MARKER.search(frame, pos + 2 + length)
+            return sof if marker is not None and marker.start() == end - 2 else None
+        elif code not in (0xC4, 0xDB, 0xDD):
+            return None
+        pos += 2 + length
+    return None
 
 
 def strip_jpeg_segments(frame: bytes, number: int = 1) -> bytes:
@@ -734,17 +852,26 @@ def content_sha256(ds: Dataset) -> str:
     """SHA-256 of the data set encoded Explicit VR Little Endian, without our private block.
 
     The same content received by two routes (a STOW-RS part and a C-STORE, implicit or explicit
-    VR) gives the same digest; our provenance (route, received bytes) does not count.
+    VR) gives the same digest; our provenance (route, received bytes) does not count. Pixel Data
+    is hashed where it lies rather than encoded again.
     """
     copy = Dataset()
-    copy.update({tag: ds[tag] for tag in ds.keys() if (int(tag) >> 16) != private_tags.GROUP or not _ours(ds, int(tag))})
+    copy.update({
+        tag: ds[tag] for tag in ds.keys()
+        if int(tag) != 0x7FE00010 and ((int(tag) >> 16) != private_tags.GROUP or not _ours(ds, int(tag)))
+    })  # fmt: skip
     buffer = DicomBytesIO()
     buffer.is_little_endian, buffer.is_implicit_VR = True, False
     try:
         write_dataset(buffer, copy)
     except Exception as exc:  # noqa: BLE001
         raise _cannot_understand(f"DICOM data set cannot be encoded: {exc}") from exc
-    return hashlib.sha256(buffer.getvalue()).hexdigest()
+    digest = hashlib.sha256(buffer.getvalue())
+    if "PixelData" in ds:
+        element = ds["PixelData"]
+        digest.update(b"7FE00010" + str(element.VR).encode())
+        digest.update(element.value)
+    return digest.hexdigest()
 
 
 def _ours(ds: Dataset, tag: int) -> bool:
@@ -880,7 +1007,7 @@ def _prepare(
         meta.SourceApplicationEntityTitle = provenance.source_ae_title[:16]
     ds.file_meta = meta
     try:
-        dcmwrite(out, ds, enforce_file_format=True)
+        write_part10(out, ds)
     except OlogiesError:
         raise
     except Exception as exc:  # noqa: BLE001 - a value pydicom cannot encode
@@ -890,6 +1017,39 @@ def _prepare(
         out, sop_uid, study_uid, series_uid, patient_id, uid_derived_from_content=False, content_sha256=digest
     )
     return PreparedDicom(instance, sop_class, stored_ts, received_ts, tuple(coercions), original)
+
+
+def write_part10(out: Path, ds: Dataset) -> None:
+    """Write ``ds`` (with its file meta) as a Part 10 file in an explicit VR little endian
+    transfer syntax. pydicom encodes everything but Pixel Data, which is written straight from
+    its value: pydicom would first copy it into a buffer of its own."""
+    if "PixelData" not in ds or ds.file_meta.TransferSyntaxUID == IMPLICIT_VR_LE:
+        dcmwrite(out, ds, enforce_file_format=True)
+        return
+    pixel = ds["PixelData"]
+    before, after = Dataset(), Dataset()
+    for tag in ds.keys():
+        if int(tag) < _PIXEL_DATA:
+            before[tag] = ds[tag]
+        elif int(tag) > _PIXEL_DATA:
+            after[tag] = ds[tag]
+    before.file_meta = ds.file_meta
+    encapsulated = str(ds.file_meta.TransferSyntaxUID) in ENCAPSULATED
+    value = pixel.value
+    with out.open("wb") as fp:
+        dcmwrite(fp, before, enforce_file_format=True)
+        length = _UNDEFINED if encapsulated else len(value) + (len(value) & 1)
+        fp.write(struct.pack("<HH", 0x7FE0, 0x0010) + str(pixel.VR).encode() + b"\0\0" + struct.pack("<I", length))
+        fp.write(value)
+        if encapsulated:
+            fp.write(struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+        elif len(value) & 1:
+            fp.write(b"\0")
+        if len(after):
+            buffer = DicomBytesIO()
+            buffer.is_little_endian, buffer.is_implicit_VR = True, False
+            write_dataset(buffer, after)
+            fp.write(buffer.getvalue())
 
 
 def describe(coercions: Iterable[Coercion]) -> str:

@@ -145,6 +145,16 @@ def test_stow_into_a_study_refuses_instances_of_another(client):
     assert inside.status_code == 200
 
 
+def test_parts_beyond_the_memory_budget_are_spooled_to_disk(client, services, monkeypatch):
+    from web.dicomweb import multipart
+
+    monkeypatch.setattr(multipart, "MEMORY_BUDGET", 50_000)  # the first part fits, the rest do not
+    datasets = [dicomgen.photo_dataset(native=True) for _ in range(3)]
+    response = stow(client, [dicomgen.part10(d) for d in datasets])
+    assert response.status_code == 200
+    assert sorted(referenced(response)) == sorted(d.SOPInstanceUID for d in datasets)
+
+
 def test_stow_of_a_single_application_dicom_body(client):
     ds = dicomgen.photo_dataset()
     response = client.post("/dicomweb/studies", content=dicomgen.part10(ds), headers={"Content-Type": "application/dicom"})

@@ -1,9 +1,11 @@
 """``multipart/related`` (RFC 2387), both ways, for DICOMweb.
 
-Receiving (STOW-RS) works like ``web/uploads.py``: each part streams straight to a spool file on
-disk and is hashed on the way in, so a request never sits in memory whatever its size; the
-number of parts, their headers and their sizes are bounded. Sending (WADO-RS) streams parts
-from the object store in chunks.
+Receiving (STOW-RS) works like ``web/uploads.py``: parts are hashed on the way in, and the number
+of parts, their headers and their sizes are bounded. The first ``MEMORY_BUDGET`` bytes of a
+request are kept in memory (a camera photograph is then never written to a spool file and read
+back, which is a third of the work of storing it); beyond that, parts stream straight to spool
+files on disk, so a request never sits in memory whatever its size. Sending (WADO-RS) streams
+parts from the object store in chunks.
 """
 
 from __future__ import annotations
@@ -23,22 +25,38 @@ from starlette.requests import Request
 from repository.errors import MalformedRequest, PayloadTooLarge
 
 MAX_PART_HEADERS = 16
+MEMORY_BUDGET = 32 * 1024 * 1024  # bytes of one request kept in memory; the rest is spooled
 MAX_HEADER_BYTES = 8192
 CHUNK = 1024 * 1024
 
 
 @dataclass
 class ReceivedPart:
-    """One part, spooled to ``path``: its media type (parameters lower-cased) and identity."""
+    """One part, in memory (``data``) or spooled to ``path``: its media type (parameters
+    lower-cased), identity, size and SHA-256."""
 
     number: int
     media_type: str
     parameters: dict[str, str]
-    path: Path
+    path: Path | None
     sha256: str
     size: int
     content_location: str = ""
     content_id: str = ""
+    data: bytes | None = None
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path.read_bytes()
+
+    def spooled(self, spool: Path) -> Path:
+        """A file holding the part (written now if it was kept in memory)."""
+        if self.path is None:
+            self.path = spool / f"{self.number:05d}.part"
+            self.path.write_bytes(self.data or b"")
+        return self.path
 
 
 @dataclass
@@ -79,7 +97,7 @@ async def receive_related(
     if not root_type:
         raise MalformedRequest('a multipart/related request needs a type parameter, e.g. type="application/dicom"', field="content-type")
     received = ReceivedRelated(root_type)
-    state = _State(spool, received, max_part_bytes, max_parts, root_type)
+    state = _State(spool, received, max_part_bytes, max_parts, root_type, MEMORY_BUDGET)
     parser = MultipartParser(
         boundary.encode("latin-1"),
         {
@@ -110,25 +128,41 @@ async def receive_related(
 async def _single(request: Request, spool: Path, media_type: str, params: dict[str, str], limit: int) -> ReceivedPart:
     path = spool / "00001.part"
     digest, size = hashlib.sha256(), 0
-    with path.open("wb") as handle:
+    chunks: list[bytes] = []
+    handle: IO[bytes] | None = None
+    try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes", field="body")
-            handle.write(chunk)
             digest.update(chunk)
+            if handle is None and size <= MEMORY_BUDGET:
+                chunks.append(chunk)
+                continue
+            if handle is None:
+                handle = path.open("wb")
+                handle.writelines(chunks)
+                chunks = []
+            handle.write(chunk)
+    finally:
+        if handle is not None:
+            handle.close()
     if size == 0:
         raise MalformedRequest("the request body is empty", field="body")
+    if handle is None:
+        return ReceivedPart(1, media_type, params, None, digest.hexdigest(), size, data=b"".join(chunks))
     return ReceivedPart(1, media_type, params, path, digest.hexdigest(), size)
 
 
 class _State:
-    def __init__(self, spool: Path, received: ReceivedRelated, limit: int, max_parts: int, root_type: str) -> None:
+    def __init__(self, spool: Path, received: ReceivedRelated, limit: int, max_parts: int, root_type: str, budget: int) -> None:
         self.spool, self.received, self.limit, self.max_parts = spool, received, limit, max_parts
         self.root_type = root_type
+        self.budget = budget  # bytes that may still be kept in memory
         self.headers: dict[str, str] = {}
         self.field, self.value = bytearray(), bytearray()
         self.handle: IO[bytes] | None = None
+        self.chunks: list[bytes] = []
         self.digest = hashlib.sha256()
         self.size = 0
         self.path: Path | None = None
@@ -137,6 +171,7 @@ class _State:
 
     def part_begin(self) -> None:
         self.headers, self.size, self.digest, self.header_bytes = {}, 0, hashlib.sha256(), 0
+        self.chunks, self.path, self.handle = [], None, None
         self.open_part = True
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
@@ -160,31 +195,40 @@ class _State:
         self.value.clear()
 
     def headers_finished(self) -> None:
-        number = len(self.received.parts) + 1
-        if number > self.max_parts:
+        if len(self.received.parts) + 1 > self.max_parts:
             raise PayloadTooLarge(f"at most {self.max_parts} parts per request", field="body")
-        self.path = self.spool / f"{number:05d}.part"
-        self.handle = self.path.open("wb")
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
-        if self.handle is None:
-            return
-        self.size += end - start
+        n = end - start
+        self.size += n
         if self.size > self.limit:
             raise PayloadTooLarge(f"part {len(self.received.parts) + 1} is larger than the limit of {self.limit} bytes", field="body")
-        chunk = data[start:end]
-        self.handle.write(chunk)
+        chunk = data if (start, end) == (0, len(data)) else memoryview(data)[start:end]
         self.digest.update(chunk)
+        if self.handle is None and n <= self.budget:
+            self.budget -= n
+            self.chunks.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
+            return
+        if self.handle is None:  # over the memory budget: this part goes to disk
+            self.path = self.spool / f"{len(self.received.parts) + 1:05d}.part"
+            self.handle = self.path.open("wb")
+            self.handle.writelines(self.chunks)
+            self.budget += sum(len(c) for c in self.chunks)
+            self.chunks = []
+        self.handle.write(chunk)
 
     def part_end(self) -> None:
-        if self.handle is None or self.path is None:
-            return
-        self.handle.close()
-        self.handle = None
+        data = None
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+        else:
+            data = b"".join(self.chunks)
+            self.chunks = []
         media_type, params = media_type_of(self.headers.get("content-type", "") or self.root_type)
         self.received.parts.append(ReceivedPart(
             len(self.received.parts) + 1, media_type, params, self.path, self.digest.hexdigest(), self.size,
-            self.headers.get("content-location", ""), self.headers.get("content-id", "").strip("<>"),
+            self.headers.get("content-location", ""), self.headers.get("content-id", "").strip("<>"), data,
         ))  # fmt: skip
         self.open_part = False
 

@@ -107,7 +107,7 @@ async def _stow(request: Request, services: Any, caller: Caller, study: str | No
             request, spool, max_part_bytes=settings.max_file_bytes, max_parts=settings.dicomweb_max_parts,
             accepted_types=(DICOM,),
         )  # fmt: skip
-        stow = Stow(services, caller, base_url=base_url(request), study_uid=study)
+        stow = Stow(services, caller, base_url=base_url(request), study_uid=study, spool=spool)
         outcome = await run_in_threadpool(stow.run, received)
     finally:
         await run_in_threadpool(shutil.rmtree, spool, True)

@@ -69,8 +69,9 @@ class StowOutcome:
 class Stow:
     """Stores the parts of one STOW-RS request for one caller."""
 
-    def __init__(self, services: Any, caller: Caller, *, base_url: str, study_uid: str | None) -> None:
+    def __init__(self, services: Any, caller: Caller, *, base_url: str, study_uid: str | None, spool: Path) -> None:
         self.services = services
+        self.spool = spool
         self.caller = caller
         self.base_url = base_url
         self.study_uid = study_uid
@@ -91,7 +92,7 @@ class Stow:
                 if part.media_type not in (DICOM, "application/octet-stream"):
                     self._other_failure(dcm.SOP_CLASS_NOT_SUPPORTED, f"part {part.number} is {part.media_type}, not {DICOM}")
                     continue
-                self._store_bytes(part.path.read_bytes(), part.sha256, part.number, Provenance(**{**self.provenance.__dict__}))
+                self._store_bytes(part.read(), part.sha256, part.number, Provenance(**{**self.provenance.__dict__}))
         elif received.type == DICOM_JSON:
             self._store_json(received.parts)
         else:
@@ -167,7 +168,7 @@ class Stow:
                 if part.size > 16 * 1024 * 1024:
                     raise MalformedRequest(f"part {part.number}: DICOM JSON metadata larger than 16 MiB", field="body")
                 try:
-                    loaded = json.loads(part.path.read_bytes())
+                    loaded = json.loads(part.read())
                 except (ValueError, UnicodeDecodeError) as exc:
                     raise MalformedRequest(f"part {part.number} is not valid DICOM JSON: {exc}", field="body") from exc
                 for item in loaded if isinstance(loaded, list) else [loaded]:
@@ -215,7 +216,7 @@ class Stow:
                 raise MalformedRequest(f"BulkDataURI {value[:100]!r} does not name a part of this request", field="BulkDataURI")
             if found.size > 64 * 1024 * 1024:
                 raise dcm.rejected(dcm.OUT_OF_RESOURCES, "bulk data larger than 64 MiB", InvalidInput)
-            return found.path.read_bytes()
+            return found.read()
 
         try:
             ds = Dataset.from_json(metadata, bulk_data_uri_handler=refuse_other_bulk)
@@ -223,9 +224,9 @@ class Stow:
             raise
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types for bad JSON
             raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the DICOM JSON metadata cannot be read: {exc}", InvalidInput) from exc
-        captured = _convert_image(part, self.services.settings)
+        captured = _convert_image(part, self.services.settings, self.spool)
         coercions: tuple[dcm.Coercion, ...] = ()
-        if captured.jpeg is not None and captured.jpeg != part.path.read_bytes():
+        if captured.jpeg is not None and captured.jpeg != part.read():
             coercions = (dcm.Coercion("PixelData", "modified", "EXIF, XMP, GPS and comments removed from the JPEG; orientation applied"),)
         if not ds.get("SOPInstanceUID"):
             ds.SOPInstanceUID = sop_instance_uid_for_upload(part.sha256)
@@ -272,17 +273,16 @@ class Stow:
             self.services.guard.record_upload(self.caller, patient_id, sorted(studies), uids, "stowrs")
 
 
-def _convert_image(part: ReceivedPart, settings: Any) -> Any:
+def _convert_image(part: ReceivedPart, settings: Any, spool: Path) -> Any:
     import importlib
 
     module = importlib.import_module(BULK_IMAGE_TYPES[part.media_type])
     from converters.sniff import HEAD_SIZE, sniff
 
-    with part.path.open("rb") as handle:
-        detected = sniff(handle.read(HEAD_SIZE))
+    detected = sniff(part.read()[:HEAD_SIZE])
     if detected != part.media_type:
         raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the bulk data part says {part.media_type} but holds {detected}", UnsupportedMediaType)
-    source = SourceFile(part.path, part.media_type, part.sha256, part.size)
+    source = SourceFile(part.spooled(spool), part.media_type, part.sha256, part.size)
     try:
         return module.convert(source, limits=Limits(max_pixels=settings.max_image_pixels), local_tz=settings.local_timezone)
     except OlogiesError as exc:
@@ -321,6 +321,9 @@ def _identified(exc: BaseException, item: dict[str, Any]) -> BaseException:
 def warning_header(messages: list[str]) -> str:
     """A Warning header (RFC 7234 5.5, as PS3.18 8.x uses it) summarising what happened."""
     text = "; ".join(messages)[:1500].replace("\\", "/").replace('"', "'")
+    # printable ASCII only: the messages quote values from the received data sets, and a header
+    # may carry neither CR/LF (injection) nor characters outside Latin-1 (which cannot be sent)
+    text = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
     return f'299 ologies "{text}"'
 
 
