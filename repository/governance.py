@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from pydicom import Dataset, dcmwrite
 from repository import keys
 from repository.errors import Conflict, Forbidden, InvalidInput, NotFound
 from repository.private_tags import set_private
+from repository.rewrite import rewrite_header
 from repository.service import Repository
 from repository.uids import uid_from
-from search.document import document_from_dataset
 
 HOLDS = "governance/holds/"
 DELETIONS = "governance/deletions/"
@@ -132,28 +131,7 @@ class Governance:
         status = status.upper()
         if status not in {"WITHDRAWN", "ACTIVE"}:
             raise InvalidInput("status must be withdrawn or active", field="status")
-        return self.rewrite(uid, lambda ds: set_private(ds, ConsentStatus=status))
-
-    def rewrite(self, uid: str, mutate: Callable[[Dataset], None]) -> dict[str, object]:
-        """Replace a stored object by a changed copy under the same key, atomically, then index it
-        (or leave it pending if the index is down: the object is already the record)."""
-        repository = self.repository
-        key = repository.locate(uid)
-        ds = repository.read_instance(uid)
-        mutate(ds)
-        with tempfile.TemporaryFile() as spool:
-            dcmwrite(spool, ds, enforce_file_format=True)
-            spool.seek(0)
-            marker = keys.pending_key(uid)
-            repository.store.put(marker, repository._marker_body(key), media_type="application/json")
-            stored = repository.store.put(key, spool)
-        doc = document_from_dataset(ds, stored)
-        try:
-            repository.index.upsert(doc)
-        except Exception:  # noqa: BLE001 - IndexUnavailable: the marker stays for the reconciler
-            return doc
-        repository.store.delete(marker)
-        return doc
+        return rewrite_header(self.repository, uid, lambda ds: set_private(ds, ConsentStatus=status))
 
     # -- teaching export ---------------------------------------------------------------------
     def export(self, uids: Iterable[str], *, allowed: Callable[[str], None], salt: str) -> ExportResult:

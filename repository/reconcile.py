@@ -30,13 +30,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom import Dataset, dcmwrite
+from pydicom import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from repository import keys
 from repository.errors import Conflict, InvalidInput, NotFound
 from repository.patients import is_temporary_id, normalise_nhs_number
 from repository.private_tags import get_private, set_private
+from repository.rewrite import rewrite_header
 from repository.service import Repository
 from search.document import document_from_dataset
 from search.query import InstanceQuery
@@ -136,7 +136,7 @@ def _rewrite(repository: Repository, uid: str, temporary_id: str, identity: Pati
     store = repository.store
     key = repository.locate(uid)
     with store.open(key) as handle:
-        header, tail_at = _header_and_pixel_offset(handle)
+        header, _ = _header_and_pixel_offset(handle)
     current = str(header.get("PatientID", ""))
     study = str(header.StudyInstanceUID)
     if current == identity.nhs_number and get_private(header).get("PreviousPatientID") == temporary_id:
@@ -144,20 +144,7 @@ def _rewrite(repository: Repository, uid: str, temporary_id: str, identity: Pati
         return study, False
     if current != temporary_id:
         raise Conflict(f"instance {uid} is no longer stored under {temporary_id}; nothing was changed for it")
-    _apply_identity(header, temporary_id, identity)
-    out = work / "object.dcm"
-    with out.open("wb") as target:
-        dcmwrite(target, header, enforce_file_format=True)
-        with store.open(key) as source:
-            _skip(source, tail_at)
-            shutil.copyfileobj(source, target, 1024 * 1024)
-    marker = keys.pending_key(uid)
-    store.put(marker, repository._marker_body(key), media_type="application/json")
-    with out.open("rb") as handle:
-        stored = store.put(key, handle)
-    repository.index.upsert(document_from_dataset(header, stored))
-    store.delete(marker)
-    out.unlink()
+    rewrite_header(repository, uid, lambda ds: _apply_identity(ds, temporary_id, identity), spool_dir=work)
     return study, True
 
 
@@ -184,14 +171,3 @@ def _apply_identity(ds: Dataset, temporary_id: str, identity: PatientIdentity) -
     if ds.get("TrackingID") and ds.get("TrackingUID"):
         ds.TrackingUID = _tracking_uid(identity.nhs_number, str(ds.TrackingID))
     set_private(ds, PatientIdIsTemporary="NO", PreviousPatientID=temporary_id)
-
-
-def _skip(handle, count: int) -> None:  # type: ignore[no-untyped-def]
-    if handle.seekable():
-        handle.seek(count)
-        return
-    while count > 0:
-        chunk = handle.read(min(count, 1024 * 1024))
-        if not chunk:
-            raise NotFound("the stored object is shorter than its header says")
-        count -= len(chunk)
