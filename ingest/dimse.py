@@ -10,6 +10,9 @@ web workers) or ``ologies dimse``. What it guards against (RELIABILITY.md 2.6):
   ``dimse_acse_timeout`` (5 s) is dropped; no address may hold more than
   ``dimse_max_associations_per_peer`` connections, and no calling AE title more than that many
   associations, so one misbehaving host cannot take the ``dimse_max_associations`` slots.
+* **All cores.** pynetdicom runs every association in a thread of one process; checking and
+  storing a data set (the CPU-heavy part) runs in a pool of ``workers`` processes, so four
+  modalities sending at once are not serialised by the GIL.
 * **Bounded data.** PDUs are at most ``dimse_max_pdu`` bytes; a data set growing past
   ``dimse_max_dataset_bytes`` aborts the association; received data sets go to a temporary file
   (``STORE_RECV_CHUNKED_DATASET``), never whole into memory, and are then checked by
@@ -25,7 +28,7 @@ web workers) or ``ologies dimse``. What it guards against (RELIABILITY.md 2.6):
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import socket
 import tempfile
 import threading
@@ -68,12 +71,62 @@ def peer_principal(title: str, peer: DimsePeer) -> Principal:
     return Principal(f"ae:{title}", title, role, peer.trust.upper(), peer.department, kind="device")
 
 
-class DimseListener:
-    """Owns the pynetdicom AE and its server; ``start`` returns once it is listening."""
+# -- the store worker processes ---------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
 
-    def __init__(self, services: Any, settings: Settings | None = None) -> None:
+
+def _worker_init(settings: Settings) -> None:
+    from repository.registry import open_index, open_store
+    from repository.service import Repository
+
+    _WORKER["repository"] = Repository(
+        open_store(settings), open_index(settings), index_retry_seconds=settings.index_retry_seconds
+    )
+    _WORKER["settings"] = settings
+
+
+def check_and_store(repository: Any, settings: Settings, path: str, provenance: Provenance, expected: str) -> tuple[int, dict[str, Any]]:
+    """Check the received data set at ``path`` and store it: (status, what was stored)."""
+    spooled = Path(settings.spool_dir or tempfile.gettempdir()) / f"ologies-cstore-{os.getpid()}-{threading.get_ident()}.dcm"
+    try:
+        limits = dcm.DicomLimits(max_bytes=settings.dimse_max_dataset_bytes, max_pixels=settings.max_image_pixels)
+        prepared = prepare_dicom(
+            Path(path).read_bytes(), spooled, provenance=provenance, limits=limits,
+            allow_test_numbers=bool(settings.allow_test_nhs_numbers),
+        )  # fmt: skip
+        if prepared.instance.sop_instance_uid != expected:
+            return dcm.DATASET_DOES_NOT_MATCH, {"message": "the data set's SOP Instance UID is not the request's"}
+        repository.store_instance(prepared.instance)
+        item = prepared.instance
+        stored = {"patient": item.patient_id, "study": item.study_instance_uid, "sop": item.sop_instance_uid,
+                  "coercions": dcm.describe(prepared.coercions)}  # fmt: skip
+        return prepared.warning_status or 0x0000, stored
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+        if not isinstance(exc, OlogiesError):
+            log.exception("C-STORE failed unexpectedly")
+        return dicom_status_for(exc), {"message": getattr(exc, "message", "processing failure")}
+    finally:
+        spooled.unlink(missing_ok=True)
+
+
+def _store_in_worker(path: str, provenance: Provenance, expected: str) -> tuple[int, dict[str, Any]]:
+    return check_and_store(_WORKER["repository"], _WORKER["settings"], path, provenance, expected)
+
+
+class DimseListener:
+    """Owns the pynetdicom AE and its server; ``start`` returns once it is listening.
+
+    ``processes``: store workers (default: ``settings.workers``; 0 stores in the association's
+    thread, as an in-memory store requires).
+    """
+
+    def __init__(self, services: Any, settings: Settings | None = None, *, processes: int | None = None) -> None:
         self.services = services
         self.settings = settings or services.settings
+        if processes is None:
+            processes = 0 if self.settings.store_url.startswith("memory:") else self.settings.workers
+        self.processes = processes
+        self._pool: Any = None
         self.peers = {title.strip(): peer for title, peer in self.settings.dimse_peers.items()}
         self.principals = {title: peer_principal(title, peer) for title, peer in self.peers.items()}
         self._lock = threading.Lock()
@@ -111,6 +164,14 @@ class DimseListener:
     def start(self, host: str | None = None, port: int | None = None) -> Any:
         from pynetdicom import evt
 
+        if self.processes:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init, initargs=(self.settings,),
+            )  # fmt: skip
         ae = self.build_ae()
         address = (host or self.settings.dimse_host, int(port if port is not None else (self.settings.dimse_port or 11112)))
         listener = self
@@ -140,6 +201,9 @@ class DimseListener:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     # -- connection accounting -------------------------------------------------------------------
     def allow_connection(self, address: str) -> bool:
@@ -214,7 +278,6 @@ class DimseListener:
         return 0x0000
 
     def _store(self, event: Any) -> int:
-        spool = Path(tempfile.mkdtemp(prefix="ologies-cstore-", dir=self.settings.spool_dir))
         received: Path | None = None
         try:
             received = Path(event.dataset_path)
@@ -228,38 +291,32 @@ class DimseListener:
                 specialty=principal.department, source_ae_title=principal.name,
             )  # fmt: skip
             expected = str(event.request.AffectedSOPInstanceUID)
-            limits = dcm.DicomLimits(max_bytes=self.settings.dimse_max_dataset_bytes, max_pixels=self.settings.max_image_pixels)
-            prepared = prepare_dicom(
-                received.read_bytes(), spool / "object.dcm", provenance=provenance, limits=limits,
-                allow_test_numbers=bool(self.settings.allow_test_nhs_numbers),
-            )  # fmt: skip
-            if prepared.instance.sop_instance_uid != expected:
-                return dcm.DATASET_DOES_NOT_MATCH
-            self.services.repository.store_instance(prepared.instance)
-            self._remember(event.assoc, caller, prepared)
-            if prepared.coercions:
-                log.info("C-STORE %s: %s", prepared.instance.sop_instance_uid, dcm.describe(prepared.coercions))
-            return prepared.warning_status or 0x0000
+            if self._pool is not None:
+                status, stored = self._pool.submit(_store_in_worker, str(received), provenance, expected).result()
+            else:
+                status, stored = check_and_store(self.services.repository, self.settings, str(received), provenance, expected)
+            if "sop" in stored:
+                self._remember(event.assoc, caller, stored["patient"], stored["study"], stored["sop"])
+                if stored["coercions"]:
+                    log.info("C-STORE %s: %s", stored["sop"], stored["coercions"])
+            else:
+                log.warning("C-STORE refused (0x%04X): %s", status, stored.get("message", ""))
+            return status
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
-            status = dicom_status_for(exc)
             if not isinstance(exc, OlogiesError):
                 log.exception("C-STORE failed unexpectedly")
-            else:
-                log.warning("C-STORE refused (0x%04X): %s", status, exc.message)
-            return status
+            return dicom_status_for(exc)
         finally:
-            shutil.rmtree(spool, ignore_errors=True)
             if received is not None:
                 try:
                     received.unlink(missing_ok=True)
                 except OSError:
                     pass
 
-    def _remember(self, assoc: Any, caller: Caller, prepared: dcm.PreparedDicom) -> None:
-        item = prepared.instance
+    def _remember(self, assoc: Any, caller: Caller, patient: str, study: str, sop: str) -> None:
         with self._lock:
             _, stored = self._stored.setdefault(id(assoc), (caller, []))
-            stored.append((item.patient_id, item.study_instance_uid, item.sop_instance_uid))
+            stored.append((patient, study, sop))
             full = len(stored) >= AUDIT_EVERY
         if full:
             self._flush_audit(assoc)

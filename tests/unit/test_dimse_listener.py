@@ -30,14 +30,15 @@ PEERS = {
 
 
 @pytest.fixture
-def listener(tmp_path):
+def listener(tmp_path, request):
     settings = Settings(
         store_url=(tmp_path / "store").as_uri(), index_url=f"sqlite:///{tmp_path / 'index.sqlite3'}",
         allow_test_nhs_numbers=True, spool_dir=tmp_path, _env_file=None, dimse_peers=PEERS,
         dimse_acse_timeout=1.0, dimse_max_associations_per_peer=2, dimse_max_dataset_bytes=2_000_000,
     )  # fmt: skip
     services = Services.build(settings)
-    listening = DimseListener(services)
+    # Stores in the association's thread (fast to start); the store processes have a test of their own.
+    listening = DimseListener(services, processes=getattr(request, "param", 0))
     listening.start("127.0.0.1", 0)
     yield listening
     listening.stop()
@@ -96,6 +97,13 @@ def test_peer_tied_to_an_address_is_refused_from_another(listener):
     assoc = associate(listener, "LOCKED")
     assert not assoc.is_established or assoc.is_aborted
     time.sleep(0.2)
+
+
+@pytest.mark.parametrize("listener", [2], indirect=True)
+def test_store_in_worker_processes(listener):
+    datasets = [dicomgen.photo_dataset() for _ in range(4)] + [dicomgen.photo_dataset(patient_id="H1")]
+    assert store(listener, datasets) == [0] * 4 + [dcm.DATASET_DOES_NOT_MATCH]
+    assert stored_object(listener, datasets[0].SOPInstanceUID).PixelData == datasets[0].PixelData
 
 
 def test_store_keeps_uids_strips_gps_and_records_the_peer(listener):
