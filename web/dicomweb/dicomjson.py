@@ -4,6 +4,7 @@ metadata from stored headers (binary values by ``BulkDataURI``), and STOW-RS res
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from pydicom import Dataset
@@ -18,6 +19,7 @@ BULK_THRESHOLD = 1024  # binary values longer than this go by BulkDataURI
 _NUMERIC = {"IS": int, "DS": float, "US": int, "UL": int, "SS": int, "SL": int, "FL": float, "FD": float, "SV": int, "UV": int}
 
 
+@lru_cache(maxsize=4096)
 def tag_key(keyword_or_tag: str | int) -> str:
     tag = keyword_or_tag if isinstance(keyword_or_tag, int) else tag_for_keyword(keyword_or_tag)
     assert tag is not None, keyword_or_tag

@@ -21,8 +21,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,11 +103,11 @@ class Stow:
 
     # -- one DICOM object --------------------------------------------------------------------
     def _store_bytes(self, data: bytes, sha256: str, number: int, provenance: Provenance, *, coercions: tuple[dcm.Coercion, ...] = ()) -> None:
-        spool = Path(tempfile.mkdtemp(prefix="ologies-stow-", dir=self.services.settings.spool_dir))
+        out = self.spool / f"object-{number:05d}.dcm"
         try:
             try:
                 prepared = prepare_dicom(
-                    data, spool / "object.dcm", provenance=provenance, allow_test_numbers=self.allow_test_numbers,
+                    data, out, provenance=provenance, allow_test_numbers=self.allow_test_numbers,
                     limits=self.limits, expected_study_uid=self.study_uid, original_sha256=sha256,
                 )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - one instance's failure must never fail the others
@@ -122,7 +120,7 @@ class Stow:
                 self._failed(exc, number)
                 return
         finally:
-            shutil.rmtree(spool, ignore_errors=True)
+            out.unlink(missing_ok=True)
         self._stored(prepared, outcome.indexed, coercions)
 
     def _stored(self, prepared: PreparedDicom, indexed: bool, extra: tuple[dcm.Coercion, ...]) -> None:
