@@ -44,7 +44,10 @@ COVERED_ELSEWHERE = {
     "/api/v1/instances/{uid}/video": "tests/web/test_media_api.py",
     "/api/v1/patients/{temporary_id}/reconcile": "tests/web/test_patients_api.py",
 }
-PUBLIC = {"/healthz", "/readyz", "/sign-in", "/sign-out", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static/{path:path}"}
+# No patient data behind these: health, sign-in, static files, and the API and DICOMweb
+# capability descriptions (what a client may ask for; OpenAPI and the DICOMweb conformance).
+PUBLIC = {"/healthz", "/readyz", "/sign-in", "/sign-out", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+          "/static/{path:path}", "/dicomweb", "/dicomweb/"}  # fmt: skip
 
 
 def all_routes(app) -> list[tuple[str, set[str]]]:
