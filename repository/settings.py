@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     #: timeout of a search and of the readiness probe, seconds, with no retry: a hung cluster
     #: turns into a quick 503 (RELIABILITY.md F5) rather than a request held for es_timeout x 3
     es_search_timeout: float = Field(default=2.0, gt=0)
+    #: an upload is searchable when it is acknowledged (a refresh shared by concurrent writers);
+    #: false: acknowledged once durably indexed, searchable within the index's refresh interval
+    #: (1 s), for more uploads per second (infra/README.md, benchmarks)
+    es_publish_writes: bool = True
 
     # Security (issue 6). Sign-in is always required; these choose how.
     #: OpenID Connect (NHS CIS2, Entra ID, Keycloak): bearer JWTs are accepted when issuer is set

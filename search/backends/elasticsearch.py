@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_MAJOR = 9  # client major == server major (REST compatibility headers are major-bound)
 KEEP_ALIVE = "2m"
+SMALL_BATCH = 16  # up to this many documents, a write is published by a shared refresh
 _INDEX_GONE = "index_not_found_exception"
 
 
@@ -96,6 +97,7 @@ class ElasticsearchIndex:
         self, client: Elasticsearch, *, prefix: str = "ologies", timeout: float = 10.0,
         max_result_window: int = mappings.MAX_RESULT_WINDOW, chunk_size: int = 1000,
         page_size: int = 10_000, retire_delay: float = 0.5, search_timeout: float | None = None,
+        publish_writes: bool = True,
     ) -> None:  # fmt: skip
         if max_result_window < MAX_LIMIT:
             raise ValueError(f"max_result_window must be at least the page limit {MAX_LIMIT}")
@@ -114,6 +116,9 @@ class ElasticsearchIndex:
         self._retire_delay = retire_delay  # lets searches already routed to an old index finish
         self._server_checked = False
         self._lock = threading.Lock()
+        self._publish_guard, self._refresh_lock = threading.Lock(), threading.Lock()
+        self._writes_done = self._published = 0
+        self._publish_writes = publish_writes  # False: small writes show within refresh_interval
         self.last_rebuild: RebuildReport | None = None
 
     @classmethod
@@ -133,7 +138,7 @@ class ElasticsearchIndex:
             raise ConfigurationError(f"OLOGIES_INDEX_URL is not usable: {exc}") from exc
         return cls(
             client, prefix=settings.es_index_prefix, timeout=settings.es_timeout,
-            search_timeout=settings.es_search_timeout,
+            search_timeout=settings.es_search_timeout, publish_writes=settings.es_publish_writes,
         )  # fmt: skip
 
     # -- schema --------------------------------------------------------------------------------
@@ -186,14 +191,15 @@ class ElasticsearchIndex:
 
     # -- writes --------------------------------------------------------------------------------
     def _targets(self) -> list[str]:
-        """The live alias, plus the rebuilding alias while a rebuild is in progress."""
-        building = self._es.options(ignore_status=404).indices.get_alias(name=self.building_alias)
-        return [self.alias] + ([self.building_alias] if building.meta.status == 200 and building.body else [])
+        """The live alias and the rebuilding alias. The second exists only while a rebuild is in
+        progress; otherwise its items fail with ``index_not_found`` (``require_alias``), which
+        ``_bulk`` ignores. Cheaper than asking first: one request per write, not two."""
+        return [self.alias, self.building_alias]
 
-    def _bulk(self, operations: list[dict[str, Any]], targets: list[str], *, refresh: bool) -> None:
+    def _bulk(self, operations: list[dict[str, Any]], targets: list[str], *, refresh: bool | str) -> None:
         """One bulk request; every item is checked (a 200 can carry ``errors: true``)."""
         response = self._es.bulk(
-            operations=operations, refresh="wait_for" if refresh else False, require_alias=True,
+            operations=operations, refresh=refresh, require_alias=True,
             timeout=self._shard_wait,  # a primary still recovering after a restart: fail, do not wait 1 min
         )  # fmt: skip
         failures = []
@@ -216,8 +222,11 @@ class ElasticsearchIndex:
         self.upsert_many([document])
 
     def upsert_many(self, documents: Iterable[dict[str, object]]) -> int:
-        """Index in chunks; the last chunk waits for a refresh, so once this returns every
-        document is searchable (a refresh publishes all earlier writes too)."""
+        """Index in chunks; once this returns every document is searchable. A large batch waits
+        for the scheduled refresh (``refresh=wait_for`` on its last chunk). A few documents (an
+        upload) are published by an explicit refresh that concurrent writers share (``_publish``):
+        ``wait_for`` would hold each upload until the next scheduled refresh, up to
+        refresh_interval (1 s), and uploads one after another fall into step with that tick."""
         count, targets = 0, None
         with _translated("upsert"):
             docs = iter(documents)
@@ -231,16 +240,38 @@ class ElasticsearchIndex:
                     source = mappings.to_source(doc)
                     for target in targets:
                         operations += [{"index": {"_index": target, "_id": source["SOPInstanceUID"]}}, source]
-                self._bulk(operations, targets, refresh=following is None)
+                small = following is None and count + len(batch) <= SMALL_BATCH
+                self._bulk(operations, targets, refresh="wait_for" if following is None and not small else False)
                 count += len(batch)
                 batch = following
+                if small:
+                    self._publish()
         return count
+
+    def _publish(self) -> None:
+        """Make every write acknowledged before this call searchable: one refresh of the live
+        alias, shared by the writers of this process that wait for it (group commit). A refresh
+        publishes whatever was written before it started, so a writer whose write finished
+        before the last completed refresh began has nothing left to wait for."""
+        if not self._publish_writes:
+            return
+        with self._publish_guard:
+            self._writes_done += 1
+            mine = self._writes_done
+        with self._refresh_lock:  # one refresh at a time; the others wait here, then check
+            if self._published >= mine:
+                return
+            with self._publish_guard:
+                covers = self._writes_done
+            self._es.indices.refresh(index=self.alias)
+            self._published = covers
 
     def delete(self, sop_instance_uid: str) -> None:
         with _translated("delete"):
             targets = self._targets()
             operations = [{"delete": {"_index": t, "_id": sop_instance_uid}} for t in targets]
-            self._bulk(operations, targets, refresh=True)
+            self._bulk(operations, targets, refresh=False)
+            self._publish()
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, sop_instance_uid: str) -> dict[str, object]:

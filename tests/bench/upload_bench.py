@@ -2,6 +2,12 @@
 ``POST /api/v1/images`` at concurrency 1 and 4, with the server's peak memory.
 
     .venv/bin/python -m tests.bench.upload_bench --count 60
+    .venv/bin/python -m tests.bench.upload_bench --backends embedded,s3es   # S3 + Elasticsearch too
+
+``s3es`` runs the server with ``OLOGIES_STORE_URL=s3://`` (MinIO or SeaweedFS) and
+``OLOGIES_INDEX_URL=http://`` (Elasticsearch), a fresh bucket and index prefix per run, removed
+afterwards; the servers come from ``--s3-url`` / ``--es-url`` or the ``OLOGIES_TEST_*`` variables
+of infra/test-env.sh.
 
 Every upload is distinct (a unique JPEG comment segment is inserted, which the converter then
 strips), so nothing is answered from the idempotency path.
@@ -12,9 +18,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 
@@ -76,6 +85,35 @@ def run(base_url: str, pid: int, bases: list[bytes], count: int, concurrency: in
     }
 
 
+@contextmanager
+def server_for(backend: str, args: argparse.Namespace) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """``ologies serve`` on the embedded default or on S3 + Elasticsearch; yields its base URL,
+    pid and an administrator's headers."""
+    if backend == "embedded":
+        with ologies_server() as (base_url, pid, data):
+            yield base_url, pid, admin_headers(data)
+        return
+    import subprocess
+    import uuid
+
+    from tests.integration.conftest import Backends, remove_bucket, remove_indices
+
+    if not (args.s3_url and args.es_url):
+        raise SystemExit("s3es needs --s3-url and --es-url (or source infra/test-env.sh)")
+    name = "minio" if args.s3_url == os.environ.get("OLOGIES_TEST_MINIO_URL") else "s3"
+    suffix = uuid.uuid4().hex[:10]
+    backends = Backends(name, args.s3_url, args.es_url, f"ologies-bench-{suffix}", f"ologies-bench-{suffix}")
+    env = {k: v for k, v in backends.environment().items() if k.startswith("OLOGIES_")}
+    subprocess.run([sys.executable, "-m", "ingest.cli", "init"], env={**os.environ, **env}, check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        with ologies_server(env) as (base_url, pid, data):
+            yield base_url, pid, admin_headers(data, env)
+    finally:
+        remove_indices(args.es_url, backends.es_prefix)
+        remove_bucket(args.s3_url, backends.bucket)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=60)
@@ -84,6 +122,9 @@ def main() -> None:
     parser.add_argument("--base-url", help="measure an already running server instead of starting one")
     parser.add_argument("--server-pid", type=int)
     parser.add_argument("--api-key", help="for --base-url: a key made with `ologies keys create`")
+    parser.add_argument("--backends", default="embedded", help="embedded and/or s3es (comma-separated)")
+    parser.add_argument("--s3-url", default=os.environ.get("OLOGIES_TEST_MINIO_URL") or os.environ.get("OLOGIES_TEST_SEAWEEDFS_URL"))
+    parser.add_argument("--es-url", default=os.environ.get("OLOGIES_TEST_ES_URL") or os.environ.get("OLOGIES_TEST_ELASTICSEARCH_URL"))
     args = parser.parse_args()
     results = []
     for profile in args.profiles.split(","):
@@ -92,14 +133,17 @@ def main() -> None:
             if args.base_url:
                 key = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else None
                 result = run(args.base_url, args.server_pid or 0, bases, args.count, conc, headers=key)
-            else:
-                with ologies_server() as (base_url, pid, data):
-                    headers = admin_headers(data)
+                result["profile"] = profile
+                results.append(result)
+                print(json.dumps(result), flush=True)
+                continue
+            for backend in args.backends.split(","):
+                with server_for(backend, args) as (base_url, pid, headers):
                     run(base_url, pid, bases, 4, conc, headers=headers)  # warm-up
                     result = run(base_url, pid, bases, args.count, conc, headers=headers)
-            result["profile"] = profile
-            results.append(result)
-            print(json.dumps(result), flush=True)
+                result["profile"], result["backend"] = profile, backend
+                results.append(result)
+                print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
