@@ -87,6 +87,22 @@ def test_stow_of_good_and_bad_parts_is_202_with_a_line_for_each(client, services
     assert "H123456" not in response.headers.get("warning", "")  # what was refused, not the value
 
 
+def test_ten_instances_three_invalid_seven_stored_and_searchable(client, services):
+    """RELIABILITY.md P1: the seven are fully stored and searchable, the three absent."""
+    study = dicomgen.uid()
+    good = [dicomgen.photo_dataset(study_uid=study) for _ in range(7)]
+    bad = [dicomgen.photo_dataset(study_uid=study, patient_id="H1"),
+           dicomgen.photo_dataset(study_uid=study, sop_class=dicomgen.CT_IMAGE),
+           dicomgen.photo_dataset(study_uid=study, native=True, Rows=4000)]  # fmt: skip
+    response = stow(client, [dicomgen.part10(d) for d in good[:4] + bad + good[4:]])
+    assert response.status_code == 202
+    assert sorted(referenced(response)) == sorted(d.SOPInstanceUID for d in good)
+    assert sorted(uid for uid, _ in failures(response)) == sorted(d.SOPInstanceUID for d in bad)
+    found = client.get(f"/dicomweb/studies/{study}/instances", headers={"Accept": JSON}).json()
+    assert sorted(values(i, "00080018")[0] for i in found) == sorted(d.SOPInstanceUID for d in good)
+    assert len(stored_instances(services)) == 7
+
+
 def test_stow_where_nothing_is_stored_is_409(client, services):
     response = stow(client, [b"junk", dicomgen.photo_file(sop_class=dicomgen.CT_IMAGE)])
     assert response.status_code == 409
@@ -175,6 +191,15 @@ def test_malformed_stow_requests(client, services, content_type, status):
     body, _ = related([dicomgen.photo_file()])
     response = client.post("/dicomweb/studies", content=body, headers={"Content-Type": content_type})
     assert response.status_code == status, response.text
+    assert stored_instances(services) == []
+
+
+def test_compressed_stow_bodies_are_refused(client, services):
+    import gzip
+
+    body, headers = related([dicomgen.photo_file()])
+    response = client.post("/dicomweb/studies", content=gzip.compress(body), headers={**headers, "Content-Encoding": "gzip"})
+    assert response.status_code == 415 and "Content-Encoding" in response.json()["error"]["message"]
     assert stored_instances(services) == []
 
 

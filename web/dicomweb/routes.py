@@ -100,6 +100,12 @@ async def _stow(request: Request, services: Any, caller: Caller, study: str | No
         from repository.errors import NotAcceptable
 
         raise NotAcceptable("STOW-RS responses are application/dicom+json (XML is not supported)")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        from repository.errors import UnsupportedMediaType
+
+        # Inflating a compressed body is a decompression bomb waiting to happen (RELIABILITY.md 2.9).
+        raise UnsupportedMediaType(f"Content-Encoding {encoding[:20]} is not accepted: send the body uncompressed", field="content-encoding")
     settings = services.settings
     spool = Path(tempfile.mkdtemp(prefix="ologies-stow-", dir=settings.spool_dir))
     try:
@@ -180,37 +186,41 @@ def _row_result(row: AggregateRow, level: qido.Level, returns: tuple[str, ...], 
     return dicomjson.qido_result(doc, returns, computed, url)
 
 
-@router.get("/studies")
+# documented as what they answer (schemathesis' content-type check: not FastAPI's default JSON)
+QIDO_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"description": "matches", "content": {"application/dicom+json": {}}}}
+
+
+@router.get("/studies", responses=QIDO_RESPONSES)
 def search_studies(request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """QIDO-RS: search for studies."""
     return _search(request, services, caller, "study")
 
 
-@router.get("/series")
+@router.get("/series", responses=QIDO_RESPONSES)
 def search_all_series(request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """QIDO-RS: search for series in every study."""
     return _search(request, services, caller, "series")
 
 
-@router.get("/instances")
+@router.get("/instances", responses=QIDO_RESPONSES)
 def search_all_instances(request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """QIDO-RS: search for instances in every study."""
     return _search(request, services, caller, "instance")
 
 
-@router.get("/studies/{study}/series")
+@router.get("/studies/{study}/series", responses=QIDO_RESPONSES)
 def search_series(study: str, request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """QIDO-RS: search for series of one study."""
     return _search(request, services, caller, "series", study=study)
 
 
-@router.get("/studies/{study}/instances")
+@router.get("/studies/{study}/instances", responses=QIDO_RESPONSES)
 def search_study_instances(study: str, request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """QIDO-RS: search for instances of one study."""
     return _search(request, services, caller, "instance", study=study)
 
 
-@router.get("/studies/{study}/series/{series}/instances")
+@router.get("/studies/{study}/series/{series}/instances", responses=QIDO_RESPONSES)
 def search_series_instances(study: str, series: str, request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """QIDO-RS: search for instances of one series."""
     return _search(request, services, caller, "instance", study=study, series=series)
