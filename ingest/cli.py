@@ -48,9 +48,15 @@ def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
+    from web.multiprocess import prepare_multiprocess_metrics
+
+    prepare_multiprocess_metrics()  # before prometheus_client is imported here or in a worker
     import uvicorn
 
+    from web.observability import configure_logging, start_metrics_exporter
+
     settings = _settings(args)  # validate once here, so a bad setting fails before any worker
+    configure_logging(level=settings.log_level, json=settings.log_format == "json")
     # Workers are separate processes (the GIL would otherwise serialise the Python work of
     # concurrent uploads); they read their settings from the environment.
     for name, value in (("OLOGIES_STORE_URL", args.store_url), ("OLOGIES_INDEX_URL", args.index_url)):
@@ -65,6 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         listener = DimseListener(Services.build(settings))
         listener.start(port=args.dimse_port or settings.dimse_port)
+    exporter = None
+    if args.metrics_port or settings.metrics_port:  # every worker's metrics, on a port of its own
+        exporter = start_metrics_exporter(settings.metrics_host, args.metrics_port or settings.metrics_port, settings)
     try:
         uvicorn.run(
             "web.app:create_app_from_environment",
@@ -73,11 +82,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=workers,
             log_level="info",
-            timeout_graceful_shutdown=30,
+            log_config=None,  # our JSON logging (web/observability.py), already configured
+            access_log=False,  # it prints raw paths (NHS numbers); ours names the route template
+            timeout_graceful_shutdown=30,  # in-flight uploads finish after SIGTERM
         )
     finally:
         if listener is not None:
             listener.stop()
+        if exporter is not None:
+            exporter.shutdown()
     return 0
 
 
@@ -232,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, help="worker processes (default OLOGIES_WORKERS, 2)")
     serve.add_argument("--dimse-port", type=int, help="also run the DICOM listener on this port (OLOGIES_DIMSE_PORT)")
+    serve.add_argument("--metrics-port", type=int,
+                       help="also export the metrics of all workers on this port, no sign-in (OLOGIES_METRICS_PORT; "
+                            "bound to OLOGIES_METRICS_HOST, 127.0.0.1)")
     serve.set_defaults(func=cmd_serve)
 
     dimse = sub.add_parser("dimse", help="run the DICOM listener only (Storage, Verification, Study Root C-FIND)")

@@ -16,6 +16,7 @@ from typing import Any
 from repository.access import AccessPolicy, Action, Principal, PurposeValues, RoleValues
 from repository.audit import OUTCOME_MINOR_FAILURE, AuditEvent, AuditLog
 from repository.errors import Forbidden, IndexUnavailable, NotFound, OlogiesError
+from repository.metrics import count_ingest
 from repository.service import Repository
 from search.document import document_from_dataset
 from search.query import InstanceQuery, SearchPage
@@ -156,9 +157,11 @@ class Guard:
         return batch
 
     def record_upload(self, caller: Caller, patient_id: str, study_uids: list[str], sop_uids: list[str], route: str) -> None:
+        count_ingest(route, "stored", len(sop_uids))  # every ingest route audits here: count here too
         self.record(caller, "upload", patient_ids=[patient_id], study_uids=study_uids, sop_instance_uids=sop_uids, detail=route)
 
     def record_failed_upload(self, caller: Caller, patient_id: str, code: str, route: str) -> None:
+        count_ingest(route, code)
         self.record(
             caller, "upload", outcome=OUTCOME_MINOR_FAILURE, patient_ids=[patient_id] if patient_id else [],
             detail=f"{route}: {code}",

@@ -136,6 +136,18 @@ class Settings(BaseSettings):
     #: largest data set received by C-STORE (bytes)
     dimse_max_dataset_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
 
+    # Operations (issue 8; web/observability.py)
+    #: log lines as JSON (``json``, the default) or readable text (``console``)
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error)$")
+    #: client addresses (comma-separated CIDRs) that may read /metrics without credentials;
+    #: empty: administrators only. Prefer ``ologies serve --metrics-port`` (a separate port).
+    metrics_allow: str = ""
+    #: ``ologies serve`` also exports the metrics of all workers on this port (no sign-in:
+    #: bind it to loopback or an internal interface, never behind the public proxy)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+
     @field_validator("store_url")
     @classmethod
     def _store_scheme(cls, value: str) -> str:

@@ -7,6 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from repository.settings import Settings
+# every log line of the session, for the patient-data scan that runs last (tests/logscan.py)
+from tests.logscan import keep_session_logs, pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 # Valid Modulus 11 numbers from the 999 test range: never a real patient.
 NHS_A = "9990000018"

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from repository.settings import Settings
 from web.errors import install_error_handlers
 from web.limits import BodySizeLimit
+from web.observability import configure_logging, install_observability
 from web.dicomweb import router as dicomweb_router
 from web.pages import router as pages_router
 from web.routes import governance, health, images, instances, reference, search
@@ -20,7 +21,9 @@ def create_app_from_environment() -> FastAPI:
     """The factory each ``ologies serve --workers N`` process calls: settings from the
     environment (the CLI puts its overrides there before the workers start)."""
     tune_allocator()
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(level=settings.log_level, json=settings.log_format == "json")
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None, reconcile: bool = True) -> FastAPI:
@@ -53,4 +56,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.include_router(extra.router)
     app.include_router(dicomweb_router)
     app.include_router(pages_router)
+    install_observability(app)  # request IDs, metrics and the access log (outermost); /metrics
     return app

@@ -51,6 +51,12 @@ STATUS_BY_ERROR: list[tuple[type[OlogiesError], int]] = [
 ]
 
 
+def _route(request: Request) -> str:
+    """The route template (``/api/v1/patients/{nhs_number}/images``) for logs: a raw path can
+    hold an NHS number (RELIABILITY.md J6)."""
+    return str(getattr(request.scope.get("route"), "path", "") or "<unmatched>")
+
+
 def status_for(exc: OlogiesError) -> int:
     for cls, status in STATUS_BY_ERROR:
         if isinstance(exc, cls):
@@ -71,7 +77,7 @@ async def _ologies_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="ologies"'
     if status >= 500:
-        log.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.message, exc_info=status == 500)
+        log.error("%s on %s %s: %s", exc.code, request.method, _route(request), exc.message, exc_info=status == 500)
     return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status, headers=headers)
 
 
@@ -93,7 +99,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, _route(request))
     return JSONResponse(error_body("internal_error", "an unexpected error occurred"), status_code=500)
 
 

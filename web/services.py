@@ -16,6 +16,7 @@ from repository.accounts import Accounts
 from repository.audit import AuditLog
 from repository.guard import Guard
 from repository.errors import AlreadyExists, BackendUnavailable, ConfigurationError
+from repository.metrics import instrument
 from repository.registry import open_index, open_store
 from repository.renditions import Renditions
 from repository.service import Repository
@@ -102,7 +103,8 @@ class Services:
     def build(cls, settings: Settings, *, store=None, index=None) -> "Services":  # type: ignore[no-untyped-def]
         catalogue = Catalogue.load(settings.organisations_file)
         repository = Repository(
-            store or open_store(settings), index or open_index(settings),
+            # timed, and failures counted, for /metrics (repository/metrics.py)
+            instrument(store or open_store(settings), "store"), instrument(index or open_index(settings), "index"),
             index_retry_seconds=settings.index_retry_seconds, reindex_workers=settings.reindex_workers,
         )  # fmt: skip
         try:
