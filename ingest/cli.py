@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, help="worker processes (default OLOGIES_WORKERS, 2)")
+    serve.add_argument("--workers", type=int, help="worker processes (default OLOGIES_WORKERS, 1)")
     serve.add_argument("--dimse-port", type=int, help="also run the DICOM listener on this port (OLOGIES_DIMSE_PORT)")
     serve.add_argument("--metrics-port", type=int,
                        help="also export the metrics of all workers on this port, no sign-in (OLOGIES_METRICS_PORT; "
