@@ -39,8 +39,9 @@ def nhs_test_number(n: int) -> str:
     raise ValueError(n)
 
 
-def template(workdir: Path, *, seed: int = 1) -> bytes:
-    """One converted photograph, stored by the real pipeline, with sentinel UIDs put in."""
+def template(workdir: Path, *, seed: int = 1, jpeg: bytes | None = None) -> bytes:
+    """One converted photograph (``jpeg``, else a small one), stored by the real pipeline, with
+    sentinel UIDs put in."""
     from pydicom import dcmread, dcmwrite
 
     from repository.settings import Settings
@@ -56,7 +57,7 @@ def template(workdir: Path, *, seed: int = 1) -> bytes:
     )  # fmt: skip
     services = Services.build(settings)
     photo = workdir / "template.jpg"
-    photo.write_bytes(imagegen.jpeg(imagegen.photo(64, 48, seed=seed)))
+    photo.write_bytes(jpeg or imagegen.jpeg(imagegen.photo(64, 48, seed=seed)))
     batch = services.ingestor.ingest([IncomingFile(photo, "template.jpg")], patient_fields(), route="cli")
     uid = batch.files[0].outcome.sop_instance_uid
     ds = dcmread(services.repository.open_instance(uid))
