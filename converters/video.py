@@ -179,6 +179,8 @@ def _probe(container, source: SourceFile, limits: VideoLimits) -> CapturedVideo:
         raise ConversionFailed("the file has no video track")
     stream = container.streams.video[0]
     ctx = stream.codec_context
+    if ctx is None:  # a sample entry FFmpeg has no decoder for (found by fuzzing: was a 500)
+        raise UnsupportedMediaType("the video's codec is not one FFmpeg knows; DICOM video here must be H.264 or HEVC")
     codec = ctx.name
     if codec not in ("h264", "hevc"):
         raise UnsupportedMediaType(

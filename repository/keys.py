@@ -17,7 +17,9 @@ PENDING = "pending-index/"
 DERIVED = "derived/"
 INSTANCE_SUFFIX = ".dcm"
 
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+# PS3.5 9.1: digits and dots, no empty component, no leading zero in a component ("0" alone is
+# allowed); the hostile-input corpus found "1.02.3" stored by every route (RELIABILITY.md A14)
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
 def _checked(uid: str) -> str:

@@ -1,0 +1,1 @@
+"""Tests of the HTTP API as a whole: schemathesis over /openapi.json."""

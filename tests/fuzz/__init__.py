@@ -1,0 +1,1 @@
+"""atheris harnesses for every parser of untrusted input (RELIABILITY.md A18)."""

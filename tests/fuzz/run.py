@@ -1,0 +1,149 @@
+"""Run one atheris harness (tests/fuzz/harnesses.py) with coverage instrumentation and seeds from
+the hostile-input corpus.
+
+    .venv/bin/python -m tests.fuzz.run HARNESS [libFuzzer options] [--seeds-only DIR]
+    .venv/bin/python -m tests.fuzz.run --list
+
+Long runs (RELIABILITY.md section 4: 24 CPU-hours per harness before a release), one process
+per core, each with a corpus folder it keeps between runs; ``OLOGIES_FUZZ_DEEP=1`` also
+instruments the Python parts of the libraries a harness drives (Pillow's plugins, pydicom, pypdf,
+python-multipart: better guidance, a slower start, so not in the short CI runs):
+
+    export OLOGIES_FUZZ_DEEP=1
+    for h in $(.venv/bin/python -m tests.fuzz.run --list); do
+      mkdir -p fuzz-corpus/$h fuzz-crashes/$h
+      .venv/bin/python -m tests.fuzz.run $h -max_total_time=86400 -rss_limit_mb=2048 -timeout=10 \\
+          -artifact_prefix=fuzz-crashes/$h/ fuzz-corpus/$h &
+    done
+
+Without a corpus folder of its own, a temporary one is made and seeded. A crash is written by
+libFuzzer as ``crash-<sha1>`` (``timeout-``, ``oom-``) under ``-artifact_prefix``; replay it with
+
+    .venv/bin/python -m tests.fuzz.run HARNESS fuzz-crashes/HARNESS/crash-...
+
+then add it to ``tests/corpus/regressions.py`` with the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+
+def seed_inputs(name: str, limit: int = 300) -> list[bytes]:
+    """Seeds for one harness: corpus files of its kinds, plus hand-made inputs for the text
+    parsers and the multipart receivers."""
+    from tests.fuzz.harnesses import HARNESSES
+
+    harness = HARNESSES[name]
+    special = _special_seeds(name)
+    if special is not None:
+        return special
+    from tests.corpus.make import build
+
+    seeds: list[bytes] = []
+    for case in build():
+        if len(case.data) > harness.max_len or not case.data:
+            continue
+        if any(case.id.startswith(p) or f"-{p}" in case.id for p in harness.seed_prefixes):
+            seeds.append(case.data)
+    seen: set[bytes] = set()
+    unique = [s for s in seeds if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
+    step = max(1, len(unique) // limit)
+    return unique[::step][:limit]
+
+
+def _multipart(boundary: str, parts: list[tuple[str, bytes]]) -> bytes:
+    out = b""
+    for headers, body in parts:
+        out += f"--{boundary}\r\n{headers}\r\n\r\n".encode() + body + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def _special_seeds(name: str) -> list[bytes] | None:
+    from tests import dicomgen, imagegen
+
+    if name == "nhs_number":
+        return [s.encode() for s in ("9434765919", "943 476 5919", "943-476-5919", " 9434765919 ", "9434765918",
+                                     "９４３４７６５９１９", "٩٤٣٤٧٦٥٩١٩", "0000000000", "9990000018", "TMP-REM-123",
+                                     "9.434765919e9", "+9434765919", "", "94347659190", "TMP-" + "A" * 80)]  # fmt: skip
+    if name == "person_name":
+        return [s.encode() for s in ("O'Brien\x00Siân", "Llŷr\x00Dafydd", "Smith–Jones\x00Zoë", "张\x00伟", "a^b\x00c=d",
+                                     "back\\slash\x00x", "\u202eevil\x00x", "A" * 65 + "\x00B", " \x00 ", "Zoe\u0308\x00x")]  # fmt: skip
+    jpg = imagegen.jpeg(imagegen.photo(16, 12))
+    if name == "multipart_form":
+        fields = [(f'Content-Disposition: form-data; name="{k}"', v.encode()) for k, v in
+                  (("nhs_number", "9990000018"), ("family_name", "O'Brien"), ("consent", "clinical-care"))]  # fmt: skip
+        body = _multipart("XyZ", [*fields, ('Content-Disposition: form-data; name="file"; filename="a.jpg"\r\nContent-Type: image/jpeg', jpg)])
+        return [body, b"!multipart/form-data; boundary=XyZ\n" + body, b"!multipart/form-data; boundary=\"" + b"\\" * 40 + b"\"\n" + body,
+                b"\r\n" * 200 + body, _multipart("XyZ", fields * 30)]  # fmt: skip
+    if name == "multipart_related":
+        dcm = dicomgen.part10(dicomgen.photo_dataset(pixels=imagegen.photo(16, 12), sop_uid="1.2.3.4", study_uid="1.2.3", series_uid="1.2.3.5"))
+        body = _multipart("XyZ", [("Content-Type: application/dicom", dcm), ("Content-Type: application/dicom\r\nContent-Location: a", dcm[:300])])
+        return [body, b'!multipart/related; type="application/dicom+json"; boundary=XyZ\n' + body,
+                b"!application/dicom\n" + dcm, b'!multipart/related; boundary=XyZ\n' + body]  # fmt: skip
+    return None
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--list"]:
+        from tests.fuzz.harnesses import HARNESSES
+
+        print("\n".join(HARNESSES))
+        return 0
+    if not argv:
+        print(__doc__)
+        return 2
+    name, libfuzzer_args = argv[0], argv[1:]
+    import atheris
+
+    with atheris.instrument_imports(include=["converters", "repository", "web", "ingest", "search"]):
+        from tests.fuzz import harnesses
+    harness = harnesses.HARNESSES[name]
+    deep = os.environ.get("OLOGIES_FUZZ_DEEP", "") == "1"
+    if deep and harness.instrument:  # third-party parsers the harness drives (their Python parts)
+        with atheris.instrument_imports(include=list(harness.instrument)):
+            for module in harness.instrument:
+                __import__(module)
+    # warm up: imports done inside the harness functions happen now, instrumented
+    with atheris.instrument_imports(include=["converters", "repository", "web", "ingest", "search",
+                                             *(harness.instrument if deep else ())]):  # fmt: skip
+        try:
+            harness.run(b"")
+        except BaseException:  # noqa: BLE001 - only the imports matter here
+            pass
+    corpus_dirs = [a for a in libfuzzer_args if not a.startswith("-")]
+    if not corpus_dirs:  # a fresh temporary corpus, seeded
+        folder = Path(tempfile.mkdtemp(prefix=f"ologies-fuzz-{name}-"))
+        for seed in seed_inputs(name):
+            (folder / uuid.uuid5(uuid.NAMESPACE_OID, seed.hex()[:2000]).hex).write_bytes(seed)
+        libfuzzer_args.append(str(folder))
+    elif Path(corpus_dirs[0]).is_dir() and not any(Path(corpus_dirs[0]).iterdir()):
+        for seed in seed_inputs(name):
+            (Path(corpus_dirs[0]) / uuid.uuid5(uuid.NAMESPACE_OID, seed.hex()[:2000]).hex).write_bytes(seed)
+    if not any(a.startswith("-max_len=") for a in libfuzzer_args):
+        libfuzzer_args.append(f"-max_len={harness.max_len}")
+    allowed = harness.allowed
+
+    def one_input(data: bytes) -> None:
+        try:
+            harness.run(data)
+        except allowed:
+            pass
+
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")  # pydicom and Pillow warn about the inputs, by design
+    logging.disable(logging.CRITICAL)
+    atheris.Setup([sys.argv[0], *libfuzzer_args], one_input)
+    atheris.Fuzz()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main(sys.argv[1:]))

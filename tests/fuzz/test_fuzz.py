@@ -1,0 +1,57 @@
+"""A short atheris run of every harness (tests/fuzz/harnesses.py), each in its own process, seeded
+from the hostile-input corpus; a crash (an exception other than the project's own errors, a
+timeout or a memory blow-up) fails the test and leaves libFuzzer's reproducer in
+``test-artifacts/fuzz/``.
+
+``OLOGIES_FUZZ_SECONDS`` sets the time per harness (default 6: about 2 minutes in all, in CI);
+long runs are documented in tests/fuzz/run.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fuzz.harnesses import HARNESSES
+
+REPO = Path(__file__).resolve().parents[2]
+SECONDS = int(os.environ.get("OLOGIES_FUZZ_SECONDS", "6"))
+ARTIFACTS = REPO / "test-artifacts" / "fuzz"
+
+pytest.importorskip("atheris")
+
+
+@pytest.fixture(scope="module")
+def corpus_cases():
+    from tests.corpus.make import build
+
+    return build()
+
+
+@pytest.mark.parametrize("name", sorted(HARNESSES))
+def test_harness_finds_no_crash(name, tmp_path, corpus_cases, monkeypatch):
+    import uuid
+
+    from tests.corpus import make
+    from tests.fuzz.run import seed_inputs
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    monkeypatch.setattr(make, "build", lambda *a, **k: corpus_cases)  # built once for all harnesses
+    for seed in seed_inputs(name):
+        (corpus / uuid.uuid5(uuid.NAMESPACE_OID, seed.hex()[:2000]).hex).write_bytes(seed)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fuzz.run", name, f"-max_total_time={SECONDS}", "-rss_limit_mb=2048",
+         "-timeout=10", f"-artifact_prefix={ARTIFACTS}/{name}-", "-print_final_stats=1", str(corpus)],
+        cwd=REPO, capture_output=True, text=True, timeout=SECONDS + 240,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )  # fmt: skip
+    tail = "\n".join(done.stderr.splitlines()[-40:])
+    assert done.returncode == 0, f"fuzzing {name} found a crash (reproducer in {ARTIFACTS}):\n{tail}"
+    runs = [line for line in done.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
+    assert runs and int(runs[0].split(":")[-1]) > 0, tail
