@@ -64,11 +64,17 @@ class FilesystemObjectStore:
         if_none_match: bool = False,
     ) -> StoredObject:
         target = self._path(key)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
-        except OSError as exc:
-            raise self._translate(exc, key) from exc
+        for attempt in range(5):
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
+                break
+            except FileNotFoundError as exc:
+                # A concurrent delete tidied the folder away between mkdir and mkstemp: again.
+                if attempt == 4:
+                    raise self._translate(exc, key) from exc
+            except OSError as exc:
+                raise self._translate(exc, key) from exc
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:

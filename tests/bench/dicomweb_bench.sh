@@ -110,4 +110,4 @@ for phase in "${phases[@]}"; do
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
 done
-dw report "$OUT" --out "${OUT%.json}.md"
+dw report "$OUT" --out "${OUT%.json}-tables.md"
