@@ -59,6 +59,13 @@ STORAGE_SYNTAXES = [
     dcm.RLE_LOSSLESS, dcm.DEFLATED_EXPLICIT_VR_LE,
 ]  # fmt: skip
 AUDIT_EVERY = 100  # instances stored on one association between audit records
+#: TCP connections held at once, idle ones included. pynetdicom counts a connection as an
+#: association from its accept, so an idle socket would take one of ``dimse_max_associations``
+#: until the ACSE timeout; 50 of them, reconnecting from 50 addresses, locked modalities out
+#: (tests/bench/dimse_flood.py: 71% of associations succeeded). So pynetdicom's own limit is this
+#: ceiling (an idle connection costs a thread for at most the ACSE timeout), and
+#: ``dimse_max_associations`` is enforced on associations that have actually negotiated.
+MAX_CONNECTIONS = 1000
 _LEVELS = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
 _KEY_OF = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID", "instance": "SOPInstanceUID"}
 
@@ -132,6 +139,7 @@ class DimseListener:
         self._lock = threading.Lock()
         self._per_address: Counter[str] = Counter()
         self._per_title: Counter[str] = Counter()
+        self._negotiated = 0  # associations established (idle connections are not counted)
         self._received: dict[int, int] = {}  # association id -> bytes of the message in flight
         self._stored: dict[int, tuple[Caller, list[tuple[str, str, str]]]] = {}
         self.server: Any = None
@@ -146,7 +154,7 @@ class DimseListener:
         _config.LOG_RESPONSE_IDENTIFIERS = False
         s = self.settings
         ae = AE(ae_title=s.dimse_ae_title)
-        ae.maximum_associations = s.dimse_max_associations
+        ae.maximum_associations = max(MAX_CONNECTIONS, s.dimse_max_associations)  # negotiated ones: _established
         ae.acse_timeout = s.dimse_acse_timeout
         ae.dimse_timeout = s.dimse_dimse_timeout
         ae.network_timeout = s.dimse_network_timeout
@@ -213,6 +221,9 @@ class DimseListener:
             log.warning("DIMSE connection from %s refused: no peer may call from there", address)
             return False
         with self._lock:
+            if sum(self._per_address.values()) >= MAX_CONNECTIONS:
+                log.warning("DIMSE connection from %s refused: %d connections open", address, MAX_CONNECTIONS)
+                return False
             if self._per_address[address] >= self.settings.dimse_max_associations_per_peer:
                 log.warning("DIMSE connection from %s refused: it already holds %d", address, self._per_address[address])
                 return False
@@ -239,6 +250,11 @@ class DimseListener:
                 log.warning("DIMSE association from %s aborted: %s already has %d", address, title, self._per_title[title])
                 assoc.abort()
                 return
+            if self._negotiated >= self.settings.dimse_max_associations:
+                log.warning("DIMSE association from %s aborted: %d associations already", address, self._negotiated)
+                assoc.abort()
+                return
+            self._negotiated += 1
             self._per_title[title] += 1
             assoc._ologies_title = title  # noqa: SLF001 - counted, to be released on close
 
@@ -247,6 +263,7 @@ class DimseListener:
         title = getattr(assoc, "_ologies_title", None)
         with self._lock:
             if title is not None:
+                self._negotiated -= 1
                 self._per_title[title] -= 1
                 if self._per_title[title] <= 0:
                     del self._per_title[title]

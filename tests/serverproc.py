@@ -8,6 +8,7 @@ it will read, as ``ologies keys create`` would make one.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -43,7 +44,8 @@ def make_key(env: dict[str, str], *, role: str = "admin", trust: str = "REM", **
     from repository.settings import Settings
     from web.services import Services
 
-    values = {k[len("OLOGIES_"):].lower(): v for k, v in env.items() if k.startswith("OLOGIES_")}
+    values = {k[len("OLOGIES_"):].lower(): json.loads(v) if v.startswith(("{", "[")) else v
+              for k, v in env.items() if k.startswith("OLOGIES_")}  # fmt: skip
     services = Services.build(Settings(_env_file=None, **values))  # type: ignore[arg-type]
     try:
         return services.accounts.create_key(name=f"test {role} {trust}", role=role, trust=trust, **extra)[1]
@@ -82,7 +84,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ingest.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", str(self.workers), *self.args],
-            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()
         deadline = time.monotonic() + timeout
@@ -106,6 +108,15 @@ class ServerProcess:
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL to the server and its workers (its own process group)."""
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

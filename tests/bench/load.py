@@ -1,0 +1,278 @@
+"""A bounded load test on loopback (RELIABILITY.md T and the "load held at p95" figure): a fixed
+number of clients for a fixed time against ``ologies serve``, with a mix of 70% searches, 20%
+thumbnails, 8% uploads of a 5 MB photograph and 2% STOW-RS batches of 10 instances; p50, p95 and
+p99 per kind of request, the error rate and the server's peak memory.
+
+    .venv/bin/python -m tests.bench.load                      # 20 clients, 30 s, embedded backends
+    .venv/bin/python -m tests.bench.load --duration 300       # the full run: 20 clients, 5 minutes
+    .venv/bin/python -m tests.bench.load --backends real --index-down   # MinIO + Elasticsearch,
+        # then the same again while Elasticsearch is unreachable (a proxy in front of it cut)
+
+With ``--index-down`` the second phase expects what the service promises while the index is
+away: searches answer 503 (never an empty 200: counted as honest, not as errors), thumbnails and
+uploads (202, "not yet searchable") and STOW-RS keep working, and their p95 is compared with the
+first phase. An error is any other status, a connection failure or a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.bench.common import MemorySampler
+from tests.conftest import NHS_A, NHS_B, NHS_C, patient_fields
+
+MIX = (("search", 70), ("thumbnail", 20), ("upload", 8), ("stow", 2))
+PATIENTS = (NHS_A, NHS_B, NHS_C)
+TARGETS_MS = {"search": 300, "thumbnail": 200, "upload": 2000, "stow": 3000}
+
+
+def five_megabyte_jpeg(seed: int = 0) -> bytes:
+    """A 12 MP camera photograph padded with comment segments to about 5 MB (the converter
+    removes them; the upload, its hashing and storage are of 5 MB)."""
+    from tests import imagegen
+
+    photo = imagegen.camera_jpeg(seed=seed)
+    padding = b""
+    while len(photo) + len(padding) < 5 * 1024 * 1024:
+        chunk = bytes(random.Random(len(padding)).getrandbits(8) for _ in range(1024)) * 63
+        padding += b"\xff\xfe" + (len(chunk) + 2).to_bytes(2, "big") + chunk
+    return photo[:2] + padding + photo[2:]
+
+
+def unique(jpeg: bytes) -> bytes:
+    """The same photograph with a unique comment: a new upload, never answered as a repeat."""
+    comment = f"load {uuid.uuid4().hex}".encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
+
+
+def stow_batch(n: int = 10) -> tuple[bytes, str]:
+    from tests import dicomgen, imagegen
+
+    boundary = uuid.uuid4().hex
+    study = dicomgen.uid()
+    parts = []
+    for i in range(n):
+        ds = dicomgen.photo_dataset(pixels=imagegen.photo(320, 240, seed=i), study_uid=study, patient_id=NHS_C)
+        parts.append(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + dicomgen.part10(ds) + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    statuses: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    errors: int = 0
+    honest_503: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"phase": self.name, "requests": self.requests, "seconds": round(self.seconds, 1),
+                               "errors": self.errors, "error_rate": round(self.errors / max(1, self.requests), 5),
+                               "honest_503": self.honest_503, "peak_rss_mb": round(self.peak_rss_mb, 1)}  # fmt: skip
+        for kind in sorted(set(self.latencies) | set(self.statuses)):
+            ordered = sorted(self.latencies.get(kind, [])) or [float("nan")]
+
+            def pct(p: float) -> float:
+                return round(ordered[min(len(ordered) - 1, int(p * (len(ordered) - 1) + 0.5))] * 1000, 1)
+
+            out[kind] = {"n": len(self.latencies.get(kind, [])), "p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+                         "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
+                         "statuses": dict(self.statuses[kind])}  # fmt: skip
+        return out
+
+
+class Load:
+    def __init__(self, base_url: str, headers: dict[str, str], *, clients: int = 20, seed: int = 8) -> None:
+        self.base_url = base_url
+        self.headers = headers
+        self.clients = clients
+        self.rng = random.Random(seed)
+        self.photo = five_megabyte_jpeg(seed)
+        self.uids: list[str] = []
+        self.lock = threading.Lock()
+
+    def seed_data(self, n: int = 30) -> None:
+        """Photographs of three patients, for the searches and thumbnails to find."""
+        from tests import imagegen
+
+        with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=120) as http:
+            for i in range(n):
+                data = imagegen.jpeg(imagegen.photo(640, 480, seed=10_000 + i))
+                fields = patient_fields(PATIENTS[i % 3])
+                response = http.post("/api/v1/images", data=fields, files={"file": (f"{i}.jpg", data)})
+                response.raise_for_status()
+                self.uids += [f["sop_instance_uid"] for f in response.json()["files"]]
+
+    def _request(self, http: httpx.Client, kind: str, rng: random.Random) -> httpx.Response:
+        if kind == "search":
+            params = rng.choice(({"nhs_number": rng.choice(PATIENTS)}, {"q": "lesion"}, {"name": "brien"},
+                                 {"specialty": "dermatology", "limit": 20}))  # fmt: skip
+            return http.get("/api/v1/search", params=params)
+        if kind == "thumbnail":
+            with self.lock:
+                uid = rng.choice(self.uids)
+            return http.get(f"/api/v1/instances/{uid}/thumbnail")
+        if kind == "upload":
+            return http.post("/api/v1/images", data=patient_fields(rng.choice(PATIENTS)),
+                             files={"file": ("clinic.jpg", io.BytesIO(unique(self.photo)), "image/jpeg")})  # fmt: skip
+        body, content_type = stow_batch()
+        return http.post("/dicomweb/studies", content=body,
+                         headers={"Content-Type": content_type, "Accept": "application/dicom+json"})  # fmt: skip
+
+    def run(self, name: str, duration: float, *, index_down: bool = False, server_pid: int | None = None) -> Phase:
+        phase = Phase(name)
+        deadline = time.monotonic() + duration
+        sampler = MemorySampler(server_pid) if server_pid else None
+        if sampler:
+            sampler.reset()
+            sampler.start()
+        kinds = [k for k, _ in MIX]
+        weights = [w for _, w in MIX]
+        record_lock = threading.Lock()
+
+        def client(number: int) -> None:
+            rng = random.Random(number * 7919 + len(name))
+            with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=60) as http:
+                while time.monotonic() < deadline:
+                    kind = rng.choices(kinds, weights)[0]
+                    started = time.perf_counter()
+                    try:
+                        response = self._request(http, kind, rng)
+                        status = response.status_code
+                    except httpx.HTTPError as exc:
+                        status, response = 0, None
+                        detail = type(exc).__name__
+                    elapsed = time.perf_counter() - started
+                    with record_lock:
+                        phase.requests += 1
+                        phase.statuses[kind][str(status) if status else detail] += 1
+                        if kind == "search" and index_down and status == 503:
+                            phase.honest_503 += 1  # what the service promises: never an empty 200
+                            continue
+                        if not 200 <= status < 300 or (kind == "search" and index_down):
+                            phase.errors += 1  # (a 200 search while the index is away would be a lie)
+                            continue
+                        phase.latencies[kind].append(elapsed)
+                    if kind == "upload" and response is not None:
+                        with self.lock:
+                            self.uids += [f["sop_instance_uid"] for f in response.json().get("files", [])][:1]
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(self.clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=duration + 120)
+        phase.seconds = time.monotonic() - started
+        if sampler:
+            phase.peak_rss_mb = sampler.stop()
+        return phase
+
+
+def run(duration: float, clients: int, *, backends: str = "embedded", index_down: bool = False, workers: int = 2,
+        log: Any = print) -> dict[str, Any]:  # fmt: skip
+    """Start the servers, seed, run the phases; the summary (also what ``tests.figures`` reports)."""
+    import platform
+    import tempfile
+
+    from tests.serverproc import ServerProcess
+
+    with ExitStack() as stack:
+        env: dict[str, str] = {}
+        proxy = None
+        work = Path(tempfile.mkdtemp(prefix="ologies-load-"))
+        if backends == "real":
+            env, proxy = _real_backends(stack, work)
+        elif index_down:
+            raise SystemExit("--index-down needs --backends real (Elasticsearch behind a proxy that can be cut)")
+        server = ServerProcess(env=env, workers=workers, data=work)
+        server.start()
+        stack.callback(server.stop)
+        load = Load(server.url, server.headers(), clients=clients)
+        load.seed_data()
+        log(f"seeded {len(load.uids)} photographs; {clients} clients for {duration:g} s")
+        phases = [load.run("clean", duration, server_pid=server.pid)]
+        log(json.dumps(phases[-1].summary()))
+        if index_down and proxy is not None:
+            proxy.set("down")
+            phases.append(load.run("index down", duration, index_down=True, server_pid=server.pid))
+            proxy.set("up")
+            log(json.dumps(phases[-1].summary()))
+        return {
+            "clients": clients, "duration_s": duration, "backends": backends, "workers": workers,
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}",
+            "targets_p95_ms": TARGETS_MS, "phases": [p.summary() for p in phases],
+        }  # fmt: skip
+
+
+def _real_backends(stack: ExitStack, work: Path) -> tuple[dict[str, str], Any]:
+    """Private MinIO and Elasticsearch (infra/ scripts, free ports), Elasticsearch behind a proxy."""
+    from tests.integration.conftest import ACCESS_KEY, SECRET_KEY
+    from tests.integration.proxy import TcpProxy
+    from tests.integration.servers import PrivateServer
+
+    s3, es = PrivateServer("minio", work / "servers"), PrivateServer("elasticsearch", work / "servers")
+    (work / "servers").mkdir(exist_ok=True)
+    for server in (s3, es):
+        server.start()
+        stack.callback(server.stop)
+    proxy = TcpProxy("127.0.0.1", es.port)
+    stack.callback(proxy.close)
+    bucket = f"ologies-load-{uuid.uuid4().hex[:8]}"
+    env = {
+        "OLOGIES_STORE_URL": f"s3://{bucket}/ologies", "OLOGIES_S3_ENDPOINT_URL": s3.url,
+        "OLOGIES_S3_ACCESS_KEY": ACCESS_KEY, "OLOGIES_S3_SECRET_KEY": SECRET_KEY,
+        "OLOGIES_S3_SERVER_SIDE_ENCRYPTION": "AES256", "OLOGIES_INDEX_URL": proxy.url,
+        "OLOGIES_ES_INDEX_PREFIX": bucket, "OLOGIES_ALLOW_TEST_NHS_NUMBERS": "true",
+        "OLOGIES_ES_SEARCH_TIMEOUT": "1.5", "OLOGIES_ES_TIMEOUT": "2", "OLOGIES_INDEX_RETRY_SECONDS": "5",
+    }  # fmt: skip
+    from repository.registry import open_index, open_store
+    from repository.settings import Settings
+
+    settings = Settings(_env_file=None, **{k[len("OLOGIES_"):].lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    store, index = open_store(settings), open_index(settings)
+    store.ensure_bucket()
+    index.ensure_schema()
+    store.close()
+    index.close()
+    return env, proxy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per phase (the full run: 300)")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--backends", choices=("embedded", "real"), default="embedded")
+    parser.add_argument("--index-down", action="store_true", help="a second phase with Elasticsearch cut off")
+    parser.add_argument("--out", type=Path, help="write the summary as JSON here")
+    args = parser.parse_args(argv)
+    result = run(args.duration, args.clients, backends=args.backends, index_down=args.index_down, workers=args.workers)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
