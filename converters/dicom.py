@@ -4,7 +4,8 @@ safely, apply the privacy rules, record provenance, and spool the object to be s
 DECISIONS.md 4 and 6: a DICOM input keeps its own UIDs and is stored as received, after
 validation and a patient identity check. What "as received" allows us to change, and why:
 
-* **Structure first, pydicom second.** Before pydicom sees a byte, :func:`_Walker` walks every
+* **Structure first, pydicom second** (:mod:`converters.dicom_read`). Before pydicom sees a
+  byte, a structural walk checks every
   element with its length checked against the bytes that remain (a lying length is refused, not
   silently truncated), sequences nested deeper than :attr:`DicomLimits.max_depth` are refused
   (pydicom recurses and fails with ``RecursionError`` at ~200 levels; RELIABILITY.md 2.5), and the
@@ -37,529 +38,76 @@ validation and a patient identity check. What "as received" allows us to change,
 
 Every refusal is an :class:`~repository.errors.OlogiesError` carrying ``dicom_status``, the
 status STOW-RS (PS3.18 Table I.2-2) and C-STORE (PS3.4 B.2.3) report for it: see
-:func:`dicom_status_for`.
+:func:`dicom_status_for`. The rules, limits and codes are in :mod:`converters.dicom_rules`
+(re-exported here), the safe reading in :mod:`converters.dicom_read`; this module checks,
+cleans and writes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import struct
-import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import Dataset
-from pydicom.datadict import dictionary_VR
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
 from pydicom.filewriter import dcmwrite, write_dataset
 from pydicom.uid import UID
 
 from converters.base import Limits
 from converters.iods.base import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from converters.jpeg_markers import parse as parse_jpeg
-from converters.sniff import HEAD_SIZE, OCTET_STREAM, sniff
 from repository import private_tags
-from repository.errors import (
-    BackendUnavailable,
-    Conflict,
-    ConversionFailed,
-    Forbidden,
-    InvalidInput,
-    OlogiesError,
-    PayloadTooLarge,
-    StorageFull,
-    UnsupportedMediaType,
-)
+from repository.errors import InvalidInput, OlogiesError, PayloadTooLarge, UnsupportedMediaType
 from repository.keys import is_valid_uid
 from repository.patients import normalise_patient_id
 from repository.service import PreparedInstance
-
-# -- status codes (PS3.4 B.2.3 C-STORE; PS3.18 Table I.2-2 STOW-RS FailureReason) --------------
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700  # Refused: out of resources (also: over our size budgets)
-DATASET_DOES_NOT_MATCH = 0xA900  # Error: data set does not match SOP class (missing/invalid attrs)
-CANNOT_UNDERSTAND = 0xC000  # Error: cannot understand (not DICOM, truncated, lying lengths)
-TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # STOW: referenced transfer syntax not supported
-PROCESSING_FAILURE = 0x0110  # general failure
-SOP_CLASS_NOT_SUPPORTED = 0x0122  # referenced SOP class not supported
-DUPLICATE_SOP_INSTANCE = 0x0111  # PS3.7 C.4: a different object is stored under this UID
-NOT_AUTHORIZED = 0x0124  # PS3.7 C.4: refused, not authorised (a role that may not do this)
-COERCED = 0xB000  # Warning: coercion of data elements
-ELEMENTS_DISCARDED = 0xB006  # Warning: elements discarded
-
-DICOM_MEDIA_TYPE = "application/dicom"
-DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-
-#: storage SOP classes accepted from devices and other archives (all image IODs)
-ACCEPTED_SOP_CLASSES: dict[str, str] = {
-    "1.2.840.10008.5.1.4.1.1.77.1.4": "VL Photographic Image Storage",
-    "1.2.840.10008.5.1.4.1.1.77.1.7": "Dermoscopic Photography Image Storage",
-    "1.2.840.10008.5.1.4.1.1.77.1.1": "VL Endoscopic Image Storage",
-    "1.2.840.10008.5.1.4.1.1.77.1.2": "VL Microscopic Image Storage",
-    "1.2.840.10008.5.1.4.1.1.77.1.5.1": "Ophthalmic Photography 8 Bit Image Storage",
-    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
-    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture Image Storage",
-}
-#: refused for now with a reason of their own (issue 7 adds video and PDF with their own rules)
-DEFERRED_SOP_CLASSES: dict[str, str] = {
-    "1.2.840.10008.5.1.4.1.1.77.1.4.1": "Video Photographic Image Storage",
-    "1.2.840.10008.5.1.4.1.1.77.1.1.1": "Video Endoscopic Image Storage",
-    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF Storage",
-}
-
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-DEFLATED_EXPLICIT_VR_LE = "1.2.840.10008.1.2.1.99"
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
-JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
-JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
-JPEG_2000 = "1.2.840.10008.1.2.4.91"
-RLE_LOSSLESS = "1.2.840.10008.1.2.5"
-
-#: transfer syntax received -> transfer syntax stored
-ACCEPTED_TRANSFER_SYNTAXES: dict[str, str] = {
-    IMPLICIT_VR_LE: EXPLICIT_VR_LE,
-    EXPLICIT_VR_LE: EXPLICIT_VR_LE,
-    DEFLATED_EXPLICIT_VR_LE: EXPLICIT_VR_LE,
-    JPEG_BASELINE: JPEG_BASELINE,
-    JPEG_EXTENDED: JPEG_EXTENDED,
-    JPEG_LS_LOSSLESS: JPEG_LS_LOSSLESS,
-    JPEG_LS_NEAR_LOSSLESS: JPEG_LS_NEAR_LOSSLESS,
-    JPEG_2000_LOSSLESS: JPEG_2000_LOSSLESS,
-    JPEG_2000: JPEG_2000,
-    RLE_LOSSLESS: RLE_LOSSLESS,
-}
-ENCAPSULATED = frozenset(ts for ts in ACCEPTED_TRANSFER_SYNTAXES if ts.startswith("1.2.840.10008.1.2.4") or ts == RLE_LOSSLESS)
-_JPEG_SYNTAXES = frozenset({JPEG_BASELINE, JPEG_EXTENDED})
-_JPEG_LS_SYNTAXES = frozenset({JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS})
-_J2K_SYNTAXES = frozenset({JPEG_2000_LOSSLESS, JPEG_2000})
-
-#: group 0016 elements removed wherever they occur (GPS, owner, maker note: DECISIONS.md 9)
-PRIVACY_TAGS: frozenset[int] = frozenset(
-    {0x0016002B, 0x0016004D} | {0x00160000 | e for e in range(0x70, 0x8F)}
+from converters.dicom_read import _PIXEL_DATA, _UNDEFINED, read_dicom
+from converters.dicom_rules import (  # the rules, codes and result types, re-exported here
+    ACCEPTED_SOP_CLASSES,
+    ACCEPTED_TRANSFER_SYNTAXES,
+    CANNOT_UNDERSTAND,
+    COERCED,
+    Coercion,
+    DATASET_DOES_NOT_MATCH,
+    DEFERRED_SOP_CLASSES,
+    DEFLATED_EXPLICIT_VR_LE,
+    DICOMDIR_SOP_CLASS,
+    DICOM_MEDIA_TYPE,
+    DUPLICATE_SOP_INSTANCE,
+    DicomLimits,
+    ELEMENTS_DISCARDED,
+    ENCAPSULATED,
+    EXPLICIT_VR_BE,
+    EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
+    JPEG_2000,
+    JPEG_2000_LOSSLESS,
+    JPEG_BASELINE,
+    JPEG_EXTENDED,
+    JPEG_LS_LOSSLESS,
+    JPEG_LS_NEAR_LOSSLESS,
+    NOT_AUTHORIZED,
+    OUT_OF_RESOURCES,
+    PRIVACY_TAGS,
+    PROCESSING_FAILURE,
+    PreparedDicom,
+    Provenance,
+    RLE_LOSSLESS,
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+    TRANSFER_SYNTAX_NOT_SUPPORTED,
+    _J2K_SYNTAXES,
+    _JPEG_LS_SYNTAXES,
+    _JPEG_SYNTAXES,
+    dicom_status_for,
+    rejected,
+    cannot_understand as _cannot_understand,
 )
-
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_PIXEL_DATA = 0x7FE00010
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-_ALL_VRS = _LONG_VRS | frozenset(
-    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
-     b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
-)  # fmt: skip
-_MAX_META_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class DicomLimits:
-    """Bounds checked before pydicom parses anything (RELIABILITY.md 2.5)."""
-
-    #: largest object received (and largest after inflating a deflated one)
-    max_bytes: int = 512 * 1024 * 1024
-    #: a deflated data set may inflate to this many times its size, or to inflate_floor bytes,
-    #: whichever is larger (and never past max_bytes): real data sets compress 2-10 times, a
-    #: deflate bomb a thousand times
-    max_inflate_ratio: int = 50
-    inflate_floor: int = 32 * 1024 * 1024
-    #: deepest sequence nesting; photographs need < 5, structured content rarely > 10
-    max_depth: int = 16
-    #: most data elements, counting those inside sequences
-    max_elements: int = 100_000
-    #: most fragments of encapsulated pixel data
-    max_fragments: int = 100_000
-    #: most frames; most pixels per frame
-    max_frames: int = 10_000
-    max_pixels: int = 150_000_000
-
-
-@dataclass(frozen=True)
-class Coercion:
-    """One change made to what was received, for the STOW-RS warning and the logs."""
-
-    keyword: str
-    action: str  # "removed" or "modified"
-    reason: str
-
-
-@dataclass(frozen=True)
-class PreparedDicom:
-    """A checked object spooled to disk (``instance.path``) and what was done to it."""
-
-    instance: PreparedInstance
-    sop_class_uid: str
-    transfer_syntax_uid: str  # as stored
-    received_transfer_syntax_uid: str
-    coercions: tuple[Coercion, ...] = ()
-    original_sha256: str = ""
-
-    @property
-    def warning_status(self) -> int | None:
-        """0xB000 when a value was changed, 0xB006 when elements were only removed."""
-        if not self.coercions:
-            return None
-        return COERCED if any(c.action == "modified" for c in self.coercions) else ELEMENTS_DISCARDED
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """What the route knows about the object beyond its own content."""
-
-    route: str  # IngestRoute: stowrs, cstore, api, web, cli
-    trust: str = ""  # ODS code
-    specialty: str = ""
-    consent: str = ""  # ConsentLevel defined term, e.g. CLINICAL_CARE
-    consent_recorded_by: str = ""
-    original_media_type: str = DICOM_MEDIA_TYPE
-    source_ae_title: str = ""
-
-
-# -- errors --------------------------------------------------------------------------------------
-def rejected(status: int, message: str, cls: type[OlogiesError] = ConversionFailed, field: str = "file") -> OlogiesError:
-    """An error of ``cls`` that also carries the DICOM status to report."""
-    exc = cls(message, field=field)
-    exc.dicom_status = status  # type: ignore[attr-defined]
-    return exc
-
-
-def dicom_status_for(exc: BaseException) -> int:
-    """The STOW-RS FailureReason / C-STORE status for any exception raised while storing."""
-    status = getattr(exc, "dicom_status", None)
-    if isinstance(status, int):
-        return status
-    if isinstance(exc, Conflict):
-        return DUPLICATE_SOP_INSTANCE
-    if isinstance(exc, Forbidden):
-        return NOT_AUTHORIZED
-    if isinstance(exc, (PayloadTooLarge, StorageFull, BackendUnavailable, MemoryError)):
-        return OUT_OF_RESOURCES
-    if isinstance(exc, UnsupportedMediaType):
-        return SOP_CLASS_NOT_SUPPORTED
-    if isinstance(exc, ConversionFailed):
-        return CANNOT_UNDERSTAND
-    if isinstance(exc, InvalidInput):
-        return DATASET_DOES_NOT_MATCH
-    return PROCESSING_FAILURE
-
-
-def _cannot_understand(message: str) -> OlogiesError:
-    return rejected(CANNOT_UNDERSTAND, message)
-
-
-# -- the structural walk -------------------------------------------------------------------------
-class _Walker:
-    """Walk a little endian data set checking every length; no values are decoded."""
-
-    def __init__(self, data: bytes | memoryview, limits: DicomLimits) -> None:
-        self.data = data
-        self.limits = limits
-        self.elements = 0
-        self.fragments = 0
-        #: top-level Pixel Data: (element start, value start, value end, VR or None, encapsulated)
-        self.pixel_data: tuple[int, int, int, bytes | None, bool] | None = None
-
-    def dataset(self, pos: int, end: int, depth: int, implicit: bool, *, in_item: bool = False) -> int:
-        """Walk elements from ``pos``; return the position after the data set (or its item
-        delimiter when ``in_item`` and the item has undefined length)."""
-        data = self.data
-        while pos < end:
-            if end - pos < 8:
-                raise _cannot_understand(f"DICOM data is truncated at byte {pos}: an element header is cut off")
-            group, element = struct.unpack_from("<HH", data, pos)
-            tag = (group << 16) | element
-            if tag == _ITEM_END:
-                if not in_item:
-                    raise _cannot_understand(f"DICOM item delimiter out of place at byte {pos}")
-                return pos + 8
-            if group == 0xFFFE:
-                raise _cannot_understand(f"DICOM delimiter (FFFE,{element:04X}) out of place at byte {pos}")
-            self.elements += 1
-            if self.elements > self.limits.max_elements:
-                raise _cannot_understand(f"DICOM data has more than {self.limits.max_elements} elements")
-            vr: bytes | None
-            if implicit:
-                vr = None
-                (length,) = struct.unpack_from("<I", data, pos + 4)
-                header = 8
-            else:
-                vr = bytes(data[pos + 4 : pos + 6])
-                if vr not in _ALL_VRS:
-                    raise _cannot_understand(
-                        f"DICOM element ({group:04X},{element:04X}) at byte {pos} has no valid VR"
-                    )
-                if vr in _LONG_VRS:
-                    if end - pos < 12:
-                        raise _cannot_understand(f"DICOM data is truncated at byte {pos}")
-                    (length,) = struct.unpack_from("<I", data, pos + 8)
-                    header = 12
-                else:
-                    (length,) = struct.unpack_from("<H", data, pos + 6)
-                    header = 8
-            start = pos + header
-            if length == _UNDEFINED:
-                if tag == _PIXEL_DATA and vr in (None, b"OB", b"OW"):
-                    element_start = pos
-                    pos = self.encapsulated(start, end)
-                    if depth == 0:
-                        self.pixel_data = (element_start, start, pos - 8, vr, True)
-                elif vr in (None, b"SQ", b"UN"):
-                    # Implicit VR and UN of undefined length hold a sequence (PS3.5 6.2.2);
-                    # the items of a UN sequence are encoded Implicit VR Little Endian.
-                    pos = self.sequence(start, end, depth + 1, implicit or vr == b"UN", defined_end=None)
-                else:
-                    raise _cannot_understand(
-                        f"DICOM element ({group:04X},{element:04X}) has an undefined length but is not a sequence"
-                    )
-                continue
-            if length > end - start:
-                raise _cannot_understand(
-                    f"DICOM element ({group:04X},{element:04X}) at byte {pos} declares {length} bytes "
-                    f"but only {end - start} remain: the length is wrong or the data is truncated"
-                )
-            if vr == b"SQ" or (vr in (None, b"UN") and _is_public_sequence(tag)):
-                self.sequence(start, end, depth + 1, implicit or vr == b"UN", defined_end=start + length)
-            elif tag == _PIXEL_DATA and depth == 0:
-                self.pixel_data = (pos, start, start + length, vr, False)
-            pos = start + length
-        if in_item:
-            raise _cannot_understand("DICOM data is truncated: an item of undefined length has no delimiter")
-        return pos
-
-    def sequence(self, pos: int, end: int, depth: int, implicit: bool, *, defined_end: int | None) -> int:
-        if depth > self.limits.max_depth:
-            raise _cannot_understand(f"DICOM sequences are nested deeper than {self.limits.max_depth} levels")
-        data = self.data
-        stop = end if defined_end is None else defined_end
-        while True:
-            if defined_end is not None and pos == defined_end:
-                return pos
-            if stop - pos < 8:
-                raise _cannot_understand(f"DICOM sequence is truncated at byte {pos}")
-            tag = (struct.unpack_from("<H", data, pos)[0] << 16) | struct.unpack_from("<H", data, pos + 2)[0]
-            (length,) = struct.unpack_from("<I", data, pos + 4)
-            if tag == _SEQUENCE_END:
-                if defined_end is not None:
-                    raise _cannot_understand(f"DICOM sequence delimiter in a sequence of defined length at byte {pos}")
-                return pos + 8
-            if tag != _ITEM:
-                raise _cannot_understand(f"DICOM sequence holds something other than an item at byte {pos}")
-            self.elements += 1
-            if length == _UNDEFINED:
-                pos = self.dataset(pos + 8, stop, depth, implicit, in_item=True)
-            else:
-                if length > stop - pos - 8:
-                    raise _cannot_understand(
-                        f"DICOM item at byte {pos} declares {length} bytes but only {stop - pos - 8} remain"
-                    )
-                self.dataset(pos + 8, pos + 8 + length, depth, implicit)
-                pos += 8 + length
-
-    def encapsulated(self, pos: int, end: int) -> int:
-        data = self.data
-        first = True
-        while True:
-            if end - pos < 8:
-                raise _cannot_understand("DICOM encapsulated pixel data is truncated")
-            group, element, length = struct.unpack_from("<HHI", data, pos)
-            tag = (group << 16) | element
-            if tag == _SEQUENCE_END:
-                if first:
-                    raise _cannot_understand("DICOM encapsulated pixel data has no basic offset table item")
-                return pos + 8
-            if tag != _ITEM or length == _UNDEFINED:
-                raise _cannot_understand(f"DICOM encapsulated pixel data is malformed at byte {pos}")
-            if length > end - pos - 8:
-                raise _cannot_understand(
-                    f"DICOM pixel data fragment at byte {pos} declares {length} bytes but only {end - pos - 8} remain"
-                )
-            self.fragments += 1
-            if self.fragments > self.limits.max_fragments:
-                raise _cannot_understand(f"DICOM pixel data has more than {self.limits.max_fragments} fragments")
-            first = False
-            pos += 8 + length
-
-
-def _is_public_sequence(tag: int) -> bool:
-    if (tag >> 16) & 1:
-        return False  # private: pydicom keeps it as bytes and never parses it
-    try:
-        return dictionary_VR(tag) == "SQ"
-    except KeyError:
-        return False
-
-
-# -- reading -------------------------------------------------------------------------------------
-@dataclass
-class _Received:
-    meta: dict[str, str]
-    data: bytes  # everything received (or inflated), never copied
-    offset: int  # where the data set starts in ``data``
-    transfer_syntax: str
-    implicit: bool
-
-
-def _text_value(raw: bytes | memoryview) -> str:
-    return bytes(raw).rstrip(b"\x00 ").decode("ascii", "replace").strip()
-
-
-def _split(data: bytes) -> _Received:
-    """Separate file meta information from the data set; learn the transfer syntax."""
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        return _parse_meta(data, 132)
-    if data[:4] == b"DICM":
-        return _parse_meta(data, 4)
-    if len(data) >= 8 and data[:2] == b"\x02\x00" and data[4:6] in _ALL_VRS:
-        return _parse_meta(data, 0)  # file meta without a preamble
-    # A bare data set: most STOW-RS parts carry file meta, but some clients send the data set.
-    if len(data) < 8 or not 0x0008 <= struct.unpack_from("<H", data, 0)[0] <= 0x0010:
-        detected = sniff(bytes(data[:HEAD_SIZE]))
-        what = "" if detected == OCTET_STREAM else f" (detected {detected})"
-        raise _cannot_understand(f"not a DICOM file{what}: no DICM prefix and no data set")
-    explicit = data[4:6] in _ALL_VRS and data[4:6].isupper()
-    ts = EXPLICIT_VR_LE if explicit else IMPLICIT_VR_LE
-    return _Received({}, data, 0, ts, not explicit)
-
-
-def _parse_meta(data: bytes, pos: int) -> _Received:
-    meta: dict[str, str] = {}
-    view = memoryview(data)
-    limit = min(len(data), pos + _MAX_META_BYTES)
-    while pos + 8 <= len(data) and struct.unpack_from("<H", data, pos)[0] == 0x0002:
-        element = struct.unpack_from("<H", data, pos + 2)[0]
-        vr = bytes(data[pos + 4 : pos + 6])
-        if vr not in _ALL_VRS:
-            raise _cannot_understand("DICOM file meta information is malformed (no explicit VR)")
-        if vr in _LONG_VRS:
-            (length,) = struct.unpack_from("<I", data, pos + 8)
-            start = pos + 12
-        else:
-            (length,) = struct.unpack_from("<H", data, pos + 6)
-            start = pos + 8
-        if length == _UNDEFINED or start + length > limit:
-            raise _cannot_understand("DICOM file meta information is truncated or too large")
-        value = view[start : start + length]
-        if element == 0x0002:
-            meta["MediaStorageSOPClassUID"] = _text_value(value)
-        elif element == 0x0003:
-            meta["MediaStorageSOPInstanceUID"] = _text_value(value)
-        elif element == 0x0010:
-            meta["TransferSyntaxUID"] = _text_value(value)
-        pos = start + length
-    ts = meta.get("TransferSyntaxUID", "")
-    if not ts:
-        raise _cannot_understand("DICOM file meta information has no Transfer Syntax UID")
-    return _Received(meta, data, pos, ts, ts == IMPLICIT_VR_LE)
-
-
-def _inflate(body: bytes | memoryview, budget: int) -> bytes:
-    """Inflate a Deflated Explicit VR Little Endian data set, never past ``budget`` bytes."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    out = io.BytesIO()
-    pending = bytes(body)
-    try:
-        while pending:
-            chunk = inflater.decompress(pending, 1 << 20)
-            out.write(chunk)
-            if out.tell() > budget:
-                raise rejected(
-                    OUT_OF_RESOURCES,
-                    f"deflated DICOM data set inflates to more than {budget} bytes (a decompression bomb?)",
-                    PayloadTooLarge,
-                )
-            pending = inflater.unconsumed_tail
-            if inflater.eof:
-                break
-        tail = inflater.flush(1 << 20)
-        out.write(tail)
-        if out.tell() > budget:
-            raise rejected(OUT_OF_RESOURCES, f"deflated DICOM data set inflates to more than {budget} bytes", PayloadTooLarge)
-    except zlib.error as exc:
-        raise _cannot_understand(f"deflated DICOM data set is corrupt: {exc}") from exc
-    if not inflater.eof:
-        raise _cannot_understand("deflated DICOM data set is truncated")
-    return out.getvalue()
-
-
-def _read(data: bytes, offset: int, end: int, implicit: bool, pixel: tuple[int, int, int, bytes | None, bool] | None) -> Dataset:
-    """pydicom reads the data set from ``data`` in place (a BytesIO over bytes shares them);
-    the top-level Pixel Data, whose extent the walk already knows, is cut out in one copy
-    rather than read by pydicom's delimiter search."""
-    fp = io.BytesIO(data)
-    fp.seek(offset)
-    if pixel is None:
-        return read_dataset(fp, implicit, True, bytelength=end - offset)
-    element_start, value_start, value_end, vr, encapsulated = pixel
-    ds = read_dataset(fp, implicit, True, bytelength=element_start - offset)
-    if vr is None:
-        vr = b"OB" if encapsulated else b"OW"
-    ds.add_new(_PIXEL_DATA, vr.decode(), data[value_start:value_end])
-    after = value_end + (8 if encapsulated else 0)
-    if after < end:  # elements after Pixel Data (trailing padding, say)
-        fp.seek(after)
-        ds.update(read_dataset(fp, implicit, True, bytelength=end - after))
-    return ds
-
-
-def read_dicom(data: bytes, *, limits: DicomLimits = DicomLimits()) -> tuple[Dataset, str, str]:
-    """Check and parse received bytes.
-
-    Returns
-    -------
-    tuple
-        The data set (without file meta), the transfer syntax received and the transfer syntax
-        in which it will be stored.
-
-    Raises
-    ------
-    OlogiesError
-        With ``dicom_status``: not DICOM, truncated, lying lengths, too deep, too large, a
-        deflate bomb, a DICOMDIR or an unsupported transfer syntax.
-    """
-    if len(data) > limits.max_bytes:
-        raise rejected(OUT_OF_RESOURCES, f"DICOM object is larger than {limits.max_bytes} bytes", PayloadTooLarge)
-    received = _split(data)
-    if received.meta.get("MediaStorageSOPClassUID") == DICOMDIR_SOP_CLASS:
-        raise rejected(
-            SOP_CLASS_NOT_SUPPORTED,
-            "a DICOMDIR (Media Storage Directory) is not an image: send the files it lists",
-            UnsupportedMediaType,
-        )
-    ts = received.transfer_syntax
-    if ts not in ACCEPTED_TRANSFER_SYNTAXES:
-        name = UID(ts).name if UID(ts).is_valid else ts
-        raise rejected(
-            TRANSFER_SYNTAX_NOT_SUPPORTED,
-            f"transfer syntax {name} is not accepted here (see the conformance statement)",
-            UnsupportedMediaType,
-        )
-    data, offset = received.data, received.offset
-    if ts == DEFLATED_EXPLICIT_VR_LE:
-        compressed = memoryview(data)[offset:]
-        budget = min(limits.max_bytes, max(limits.inflate_floor, limits.max_inflate_ratio * len(compressed)))
-        data, offset = _inflate(compressed, budget), 0
-    view = memoryview(data)
-    walker = _Walker(view, limits)
-    end = len(data)
-    walker.dataset(offset, end, 0, received.implicit)
-    if walker.elements == 0:
-        raise _cannot_understand("DICOM data set is empty")
-    try:
-        ds = _read(data, offset, end, received.implicit, walker.pixel_data)
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types for malformed data
-        raise _cannot_understand(f"DICOM data set cannot be parsed: {exc}") from exc
-    ds.file_meta = FileMetaDataset()
-    for key, value in received.meta.items():
-        setattr(ds.file_meta, key, value)
-    return ds, ts, ACCEPTED_TRANSFER_SYNTAXES[ts]
-
 
 # -- validation ----------------------------------------------------------------------------------
 def _uid(ds: Dataset, keyword: str) -> str:
@@ -1060,10 +608,37 @@ def describe(coercions: Iterable[Coercion]) -> str:
 __all__ = [
     "ACCEPTED_SOP_CLASSES",
     "ACCEPTED_TRANSFER_SYNTAXES",
+    "CANNOT_UNDERSTAND",
+    "COERCED",
     "Coercion",
+    "DATASET_DOES_NOT_MATCH",
+    "DEFERRED_SOP_CLASSES",
+    "DEFLATED_EXPLICIT_VR_LE",
+    "DICOMDIR_SOP_CLASS",
+    "DICOM_MEDIA_TYPE",
+    "DUPLICATE_SOP_INSTANCE",
     "DicomLimits",
+    "ELEMENTS_DISCARDED",
+    "ENCAPSULATED",
+    "EXPLICIT_VR_BE",
+    "EXPLICIT_VR_LE",
+    "IMPLICIT_VR_LE",
+    "JPEG_2000",
+    "JPEG_2000_LOSSLESS",
+    "JPEG_BASELINE",
+    "JPEG_EXTENDED",
+    "JPEG_LS_LOSSLESS",
+    "JPEG_LS_NEAR_LOSSLESS",
+    "NOT_AUTHORIZED",
+    "OUT_OF_RESOURCES",
+    "PRIVACY_TAGS",
+    "PROCESSING_FAILURE",
     "PreparedDicom",
     "Provenance",
+    "RLE_LOSSLESS",
+    "SOP_CLASS_NOT_SUPPORTED",
+    "SUCCESS",
+    "TRANSFER_SYNTAX_NOT_SUPPORTED",
     "check_sop_class",
     "content_sha256",
     "dicom_status_for",
