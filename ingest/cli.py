@@ -284,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command in ("dimse", "watch"):  # long-running services: JSON logs, NHS numbers scrubbed (as serve)
+        from web.observability import configure_logging
+
+        configure_logging(level="DEBUG" if args.verbose else "INFO")
     try:
         return int(args.func(args))
     except OlogiesError as exc:

@@ -60,14 +60,23 @@ def unique(jpeg: bytes) -> bytes:
     return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
 
 
+_STOW_TEMPLATE: dict[str, object] = {}
+
+
 def stow_batch(n: int = 10) -> tuple[bytes, str]:
+    """Ten new instances (new UIDs) of one small photograph: built from a cached JPEG, so that
+    making a batch costs the load generator milliseconds, not the server's CPU."""
     from tests import dicomgen, imagegen
 
+    if not _STOW_TEMPLATE:
+        pixels = imagegen.photo(320, 240, seed=1)
+        _STOW_TEMPLATE.update(pixels=pixels, jpeg=imagegen.jpeg(pixels))
     boundary = uuid.uuid4().hex
     study = dicomgen.uid()
     parts = []
-    for i in range(n):
-        ds = dicomgen.photo_dataset(pixels=imagegen.photo(320, 240, seed=i), study_uid=study, patient_id=NHS_C)
+    for _ in range(n):
+        ds = dicomgen.photo_dataset(pixels=_STOW_TEMPLATE["pixels"], jpeg_bytes=_STOW_TEMPLATE["jpeg"],  # type: ignore[arg-type]
+                                    study_uid=study, patient_id=NHS_C)  # fmt: skip
         parts.append(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + dicomgen.part10(ds) + b"\r\n")
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f'multipart/related; type="application/dicom"; boundary={boundary}'
 
@@ -82,6 +91,16 @@ class Phase:
     requests: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+
+    def merge(self, other: "Phase") -> None:
+        for kind, values in other.latencies.items():
+            self.latencies[kind].extend(values)
+        for kind, counts in other.statuses.items():
+            for status, n in counts.items():
+                self.statuses[kind][status] += n
+        self.errors += other.errors
+        self.honest_503 += other.honest_503
+        self.requests += other.requests
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"phase": self.name, "requests": self.requests, "seconds": round(self.seconds, 1),
@@ -100,12 +119,12 @@ class Phase:
 
 
 class Load:
-    def __init__(self, base_url: str, headers: dict[str, str], *, clients: int = 20, seed: int = 8) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str], *, clients: int = 20, seed: int = 8, photo: bool = True) -> None:
         self.base_url = base_url
         self.headers = headers
         self.clients = clients
         self.rng = random.Random(seed)
-        self.photo = five_megabyte_jpeg(seed)
+        self.photo = five_megabyte_jpeg(seed) if photo else b""
         self.uids: list[str] = []
         self.lock = threading.Lock()
 
@@ -131,6 +150,8 @@ class Load:
                 uid = rng.choice(self.uids)
             return http.get(f"/api/v1/instances/{uid}/thumbnail")
         if kind == "upload":
+            if not self.photo:
+                self.photo = five_megabyte_jpeg(8)
             return http.post("/api/v1/images", data=patient_fields(rng.choice(PATIENTS)),
                              files={"file": ("clinic.jpg", io.BytesIO(unique(self.photo)), "image/jpeg")})  # fmt: skip
         body, content_type = stow_batch()
@@ -138,53 +159,75 @@ class Load:
                          headers={"Content-Type": content_type, "Accept": "application/dicom+json"})  # fmt: skip
 
     def run(self, name: str, duration: float, *, index_down: bool = False, server_pid: int | None = None) -> Phase:
+        """``clients`` clients for ``duration`` seconds, in up to four processes (one process's
+        GIL would otherwise be the bottleneck being measured)."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         phase = Phase(name)
-        deadline = time.monotonic() + duration
         sampler = MemorySampler(server_pid) if server_pid else None
         if sampler:
             sampler.reset()
             sampler.start()
-        kinds = [k for k, _ in MIX]
-        weights = [w for _, w in MIX]
-        record_lock = threading.Lock()
-
-        def client(number: int) -> None:
-            rng = random.Random(number * 7919 + len(name))
-            with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=60) as http:
-                while time.monotonic() < deadline:
-                    kind = rng.choices(kinds, weights)[0]
-                    started = time.perf_counter()
-                    try:
-                        response = self._request(http, kind, rng)
-                        status = response.status_code
-                    except httpx.HTTPError as exc:
-                        status, response = 0, None
-                        detail = type(exc).__name__
-                    elapsed = time.perf_counter() - started
-                    with record_lock:
-                        phase.requests += 1
-                        phase.statuses[kind][str(status) if status else detail] += 1
-                        if kind == "search" and index_down and status == 503:
-                            phase.honest_503 += 1  # what the service promises: never an empty 200
-                            continue
-                        if not 200 <= status < 300 or (kind == "search" and index_down):
-                            phase.errors += 1  # (a 200 search while the index is away would be a lie)
-                            continue
-                        phase.latencies[kind].append(elapsed)
-                    if kind == "upload" and response is not None:
-                        with self.lock:
-                            self.uids += [f["sop_instance_uid"] for f in response.json().get("files", [])][:1]
-
-        started = time.monotonic()
-        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(self.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=duration + 120)
-        phase.seconds = time.monotonic() - started
+        processes = max(1, min(4, self.clients // 5))  # five clients a process, at most four
+        shares = [self.clients // processes + (1 if i < self.clients % processes else 0) for i in range(processes)]
+        jobs = [(self.base_url, self.headers, list(self.uids), share, duration, index_down, f"{name}:{i}")
+                for i, share in enumerate(shares)]  # fmt: skip
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for part in pool.map(_client_process, jobs):
+                phase.merge(part)
+                phase.seconds = max(phase.seconds, part.seconds)  # the measured window, not start-up
         if sampler:
             phase.peak_rss_mb = sampler.stop()
         return phase
+
+
+def _client_process(job: tuple[str, dict[str, str], list[str], int, float, bool, str]) -> Phase:
+    """One process of the load generator: ``threads`` clients until the deadline."""
+    base_url, headers, uids, threads, duration, index_down, name = job
+    load = Load(base_url, headers, clients=threads)  # the 5 MB photograph made before the clock starts
+    load.uids = uids
+    phase = Phase(name)
+    kinds = [k for k, _ in MIX]
+    weights = [w for _, w in MIX]
+    record_lock = threading.Lock()
+    time.sleep(1.0)  # every process imported and ready: start together
+    deadline = time.monotonic() + duration
+
+    def client(number: int) -> None:
+        rng = random.Random(f"{name}:{number}")
+        with httpx.Client(base_url=base_url, headers=headers, timeout=60) as http:
+            while time.monotonic() < deadline:
+                kind = rng.choices(kinds, weights)[0]
+                started = time.perf_counter()
+                detail = ""
+                try:
+                    response = load._request(http, kind, rng)
+                    status = response.status_code
+                except httpx.HTTPError as exc:
+                    status, detail = 0, type(exc).__name__
+                elapsed = time.perf_counter() - started
+                with record_lock:
+                    phase.requests += 1
+                    phase.statuses[kind][str(status) if status else detail] += 1
+                    if kind == "search" and index_down and status == 503:
+                        phase.honest_503 += 1  # what the service promises: never an empty 200
+                        continue
+                    if not 200 <= status < 300 or (kind == "search" and index_down):
+                        phase.errors += 1  # (a 200 search while the index is away would be a lie)
+                        continue
+                    phase.latencies[kind].append(elapsed)
+
+    pool = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(threads)]
+    started = time.monotonic()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=duration + 120)
+    phase.seconds = time.monotonic() - started
+    phase.latencies = dict(phase.latencies)  # type: ignore[assignment]  # picklable
+    phase.statuses = {k: dict(v) for k, v in phase.statuses.items()}  # type: ignore[assignment]
+    return phase
 
 
 def run(duration: float, clients: int, *, backends: str = "embedded", index_down: bool = False, workers: int = 2,

