@@ -36,6 +36,7 @@ CREATE INDEX IF NOT EXISTS instances_series ON instances ("SeriesInstanceUID");
 CREATE INDEX IF NOT EXISTS instances_capture ON instances ("_capture_date", "ContentTime");
 CREATE INDEX IF NOT EXISTS instances_tracking ON instances ("TrackingID");
 CREATE INDEX IF NOT EXISTS instances_study_date ON instances ("StudyDate");
+CREATE INDEX IF NOT EXISTS instances_name ON instances ("_patient_name_folded");
 CREATE VIRTUAL TABLE IF NOT EXISTS instances_fts USING fts5(
     uid UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2'
 );

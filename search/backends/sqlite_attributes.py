@@ -65,9 +65,25 @@ def _clause(match: Match) -> tuple[str, list[Any]]:
             values.append(high + RANGE_HIGH_SUFFIX)
         return "(" + " AND ".join(parts) + ")", values
     if match.kind == "name":
-        globs = name_globs(str(match.values[0]), match.fuzzy)
-        return "(" + " OR ".join(f"{column} GLOB ?" for _ in globs) + ")", [sqlite_glob(g) for g in globs]
+        pattern = str(match.values[0])
+        globs = name_globs(pattern, match.fuzzy)
+        clause = "(" + " OR ".join(f"{column} GLOB ?" for _ in globs) + ")"
+        values: list[Any] = [sqlite_glob(g) for g in globs]
+        prefix = literal_prefix(pattern)
+        if prefix and not match.fuzzy:
+            # Both alternatives start with the literal prefix: a range the name index can serve.
+            clause = f"({column} >= ? AND {column} < ? AND {clause})"
+            values = [prefix, prefix + "\U0010ffff", *values]
+        return clause, values
     raise ValueError(f"unknown match kind {match.kind!r}")
+
+
+def literal_prefix(pattern: str) -> str:
+    """The characters of ``pattern`` before its first wildcard."""
+    for position, char in enumerate(pattern):
+        if char in "*?":
+            return pattern[:position]
+    return pattern
 
 
 def search_instances(index: SQLiteIndex, query: AttributeQuery) -> InstancePage:
