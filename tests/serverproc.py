@@ -117,6 +117,7 @@ class ServerProcess:
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=30)
+        self.keep_logs()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -134,6 +135,20 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self.keep_logs()
+
+    def keep_logs(self) -> None:
+        """Hand the server's log lines to the session's patient-data scan (tests/logscan.py), once."""
+        from tests import logscan
+
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return
+        kept = getattr(self, "_kept", 0)
+        room = logscan.MAX_LINES - len(logscan.LINES)
+        logscan.LINES.extend(lines[kept : kept + max(0, room)])
+        self._kept = len(lines)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
