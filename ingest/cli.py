@@ -57,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)  # validate once here, so a bad setting fails before any worker
     configure_logging(level=settings.log_level, json=settings.log_format == "json")
+    _check_store(settings)
     # Workers are separate processes (the GIL would otherwise serialise the Python work of
     # concurrent uploads); they read their settings from the environment.
     for name, value in (("OLOGIES_STORE_URL", args.store_url), ("OLOGIES_INDEX_URL", args.index_url)):
@@ -102,6 +103,21 @@ def cmd_dimse(args: argparse.Namespace) -> int:
     serve_forever(services, host=args.host, port=args.port)
     services.close()
     return 0
+
+
+def _check_store(settings) -> None:  # type: ignore[no-untyped-def]
+    """Stop ``serve`` with one clear message if the store is missing or unreachable: every worker
+    needs it at start-up (keys, sessions, audit), and would otherwise fail over and over."""
+    from repository.errors import StoreUnavailable
+    from repository.registry import open_store
+
+    store = open_store(settings)
+    try:
+        store.ping()
+    except StoreUnavailable as exc:
+        raise StoreUnavailable(f"{exc.message}; is the store up, and has `ologies init` been run?") from exc
+    finally:
+        store.close()
 
 
 def cmd_init(args: argparse.Namespace) -> int:

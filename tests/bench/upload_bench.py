@@ -104,6 +104,8 @@ def server_for(backend: str, args: argparse.Namespace) -> Iterator[tuple[str, in
     suffix = uuid.uuid4().hex[:10]
     backends = Backends(name, args.s3_url, args.es_url, f"ologies-bench-{suffix}", f"ologies-bench-{suffix}")
     env = {k: v for k, v in backends.environment().items() if k.startswith("OLOGIES_")}
+    if backend == "s3es-unpublished":  # acknowledged once indexed, visible within 1 s
+        env["OLOGIES_ES_PUBLISH_WRITES"] = "false"
     subprocess.run([sys.executable, "-m", "ingest.cli", "init"], env={**os.environ, **env}, check=True,
                    capture_output=True)  # fmt: skip
     try:
@@ -122,7 +124,8 @@ def main() -> None:
     parser.add_argument("--base-url", help="measure an already running server instead of starting one")
     parser.add_argument("--server-pid", type=int)
     parser.add_argument("--api-key", help="for --base-url: a key made with `ologies keys create`")
-    parser.add_argument("--backends", default="embedded", help="embedded and/or s3es (comma-separated)")
+    parser.add_argument("--backends", default="embedded",
+                        help="embedded, s3es and/or s3es-unpublished (OLOGIES_ES_PUBLISH_WRITES=false), comma-separated")
     parser.add_argument("--s3-url", default=os.environ.get("OLOGIES_TEST_MINIO_URL") or os.environ.get("OLOGIES_TEST_SEAWEEDFS_URL"))
     parser.add_argument("--es-url", default=os.environ.get("OLOGIES_TEST_ES_URL") or os.environ.get("OLOGIES_TEST_ELASTICSEARCH_URL"))
     args = parser.parse_args()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 from urllib.parse import urlsplit
 
@@ -68,6 +70,9 @@ def test_init_creates_the_bucket_and_index_once_and_serve_needs_it(backends, tmp
         monkeypatch.setenv(name, value)
     assert cli(["check"]) == 75  # no bucket yet: a configuration problem, said plainly
     assert f"bucket {backends.bucket} does not exist" in capsys.readouterr().err
+    serve = subprocess.run([sys.executable, "-m", "ingest.cli", "serve", "--port", "0"], capture_output=True,
+                           text=True, timeout=120, env=backends.environment(OLOGIES_SPOOL_DIR=str(tmp_path)))  # fmt: skip
+    assert serve.returncode == 75 and "ologies init" in serve.stderr  # once, not in a crash loop
     assert cli(["init", "--no-create-bucket"]) == 75
     capsys.readouterr()
     assert cli(["init"]) == 0
