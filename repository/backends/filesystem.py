@@ -69,8 +69,9 @@ class FilesystemObjectStore:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
                 break
-            except FileNotFoundError as exc:
-                # A concurrent delete tidied the folder away between mkdir and mkstemp: again.
+            except (FileNotFoundError, FileExistsError) as exc:
+                # A concurrent delete tidied the folder away between mkdir and mkstemp (or during
+                # mkdir, which then reports "exists" for a folder that no longer does): again.
                 if attempt == 4:
                     raise self._translate(exc, key) from exc
             except OSError as exc:

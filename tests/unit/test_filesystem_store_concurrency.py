@@ -15,7 +15,7 @@ def test_puts_and_deletes_in_one_folder_from_many_threads(tmp_path):
     errors: list[str] = []
 
     def work(n: int) -> None:
-        for i in range(300):
+        for i in range(500):
             key = f"pending-index/2.25.{n}{i:04d}"
             try:
                 store.put(key, b"{}", media_type="application/json")
@@ -23,7 +23,7 @@ def test_puts_and_deletes_in_one_folder_from_many_threads(tmp_path):
             except OlogiesError as exc:
                 errors.append(repr(exc))
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(1, 5)]
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(1, 9)]
     for t in threads:
         t.start()
     for t in threads:

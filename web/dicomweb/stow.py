@@ -132,6 +132,7 @@ class Stow:
             self.outcome.messages.append(f"{item.sop_instance_uid}: {dcm.describe(coercions)}")
         if not indexed:
             self.outcome.pending += 1
+            log.info("STOW-RS %s stored, not yet searchable (index unavailable)", item.sop_instance_uid)
         url = f"{self.base_url}/studies/{item.study_instance_uid}/series/{item.series_instance_uid}/instances/{item.sop_instance_uid}"
         self.outcome.stored.append((prepared.sop_class_uid, item.sop_instance_uid, url, warning))
         self.outcome.studies.add(item.study_instance_uid)
@@ -146,6 +147,7 @@ class Stow:
             log.exception("STOW-RS part %d failed unexpectedly", number)
         sop_class = getattr(exc, "sop_class_uid", "")
         sop_uid = getattr(exc, "sop_instance_uid", "")
+        log.warning("STOW-RS part %d (%s) refused with 0x%04X: %s", number, sop_uid or "not identified", status, message)
         self.outcome.messages.append(f"part {number}{' (' + sop_uid + ')' if sop_uid else ''}: {message}")
         if sop_uid:
             self.outcome.failed.append((sop_class, sop_uid, status))
