@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from repository.access import Principal
-from repository.errors import NotFound
+from repository.errors import AlreadyExists, NotFound
 from repository.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -113,14 +113,30 @@ class AuditLog:
     def record(self, event: AuditEvent) -> None:
         body = asdict(event)
         with self._lock:
-            seq, digest = self._seq + 1, chain_hash(self._prev, body)
-            payload = {"event": body, "seq": seq, "prev": self._prev, "hash": digest}
-            self.store.put(
-                f"{RECORDS}{self.stream}/{seq:012d}.json", _canonical(payload),
-                media_type="application/json", if_none_match=True,
-            )  # fmt: skip
-            self._seq, self._prev = seq, digest
-            if seq % ANCHOR_EVERY == 0:
+            for _ in range(3):
+                seq, digest = self._seq + 1, chain_hash(self._prev, body)
+                payload = {"event": body, "seq": seq, "prev": self._prev, "hash": digest}
+                key = f"{RECORDS}{self.stream}/{seq:012d}.json"
+                try:
+                    self.store.put(key, _canonical(payload), media_type="application/json", if_none_match=True)
+                except AlreadyExists:
+                    # A write whose answer was lost (a store that hung or died after writing, a
+                    # retried PUT) is there after all: it links to our head, so it is the chain's
+                    # next record; take it as the head and write ours after it. Without this,
+                    # every later record of this process was refused (409) until a restart
+                    # (found by the fault loop, tests/integration/fault_loop.py).
+                    found = self._read(key)
+                    if found.get("prev") != self._prev or found.get("seq") != seq:
+                        raise
+                    self._seq, self._prev = seq, str(found["hash"])
+                    if found["hash"] == digest:
+                        break  # it was this very record
+                    continue
+                self._seq, self._prev = seq, digest
+                break
+            else:
+                raise AlreadyExists(f"audit stream {self.stream}: no free sequence number after {self._seq}")
+            if self._seq % ANCHOR_EVERY == 0:
                 self._anchor_locked()
 
     def anchor(self) -> None:
