@@ -149,6 +149,7 @@ def _step(results: dict[str, Any], name: str, fn: Any, *args: Any) -> None:
         traceback.print_exc()
         results[name] = {"not_measured": f"{type(exc).__name__}: {exc}"}
     results[name]["step_seconds"] = round(time.monotonic() - started, 1)
+    results[name]["measured"] = results["meta"]["date"]
     say(f"{name}: done in {results[name]['step_seconds']:.0f} s")
 
 
@@ -182,11 +183,15 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                      verdict(fz["crashes"] == 0)))  # fmt: skip
     f = results.get("faults", {})
     if "faults_injected" in f:
+        allowed = {"200", "201", "202", "503", "connection lost"}
+        odd = {k: v for part in (f["uploads"], f["searches"]) for k, v in part.items() if k not in allowed}
         value = (f"{f['faults_injected']:,} faults injected ({', '.join(f'{k} {v}' for k, v in sorted(f['faults'].items()))}) / "
                  f"{f['acknowledged_lost']} of {f['acknowledged']:,} acknowledged items lost, {f['half_visible']} half visible; "
-                 f"slowest answer {f['slowest_answer_s']} s; recovered by itself in {f['recovery_s']} s")  # fmt: skip
+                 f"slowest answer {f['slowest_answer_s']} s; recovered by itself in {f['recovery_s']} s"
+                 + (f"; unexpected answers {odd}" if odd else ""))  # fmt: skip
         rows.append(("Faults injected / acknowledged items lost", value, ">= 1,000 faults; 0 lost; 0 half visible",
-                     verdict(f["faults_injected"] >= 1000 and f["acknowledged_lost"] == 0 and f["half_visible"] == 0)))  # fmt: skip
+                     verdict(f["faults_injected"] >= 1000 and f["acknowledged_lost"] == 0 and f["half_visible"] == 0
+                             and not odd)))  # fmt: skip
         rows.append(("Search-down honesty", f"{f['searches'].get('503', 0):,} searches answered 503 during faults; "
                      f"{f['dishonest_searches']} answered an empty 200", "100% 503, never an empty list",
                      verdict(f["dishonest_searches"] == 0)))  # fmt: skip
@@ -242,6 +247,10 @@ def markdown(results: dict[str, Any], rows: list[tuple[str, str, str, str]]) -> 
         "|---|---|---|---|",
     ]
     lines += [f"| {figure} | {value} | {goal} | {ok} |" for figure, value, goal, ok in rows]
+    reused = sorted({name for name, part in results.items() if name != "meta" and isinstance(part, dict)
+                     and part.get("measured") not in (None, meta["date"])})  # fmt: skip
+    if reused:
+        lines += ["", "Reused from an earlier run: " + "; ".join(f"{n} ({results[n]['measured']})" for n in reused) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -257,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--flood-seconds", type=float, default=None)
     parser.add_argument("--skip", nargs="*", default=[], choices=("corpus", "fuzz", "api", "faults", "load", "flood"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="take the figures of skipped steps from the previous latest.json (their own dates kept)")
     args = parser.parse_args(argv)
     quick = args.quick
     scale = args.corpus_scale or 1
@@ -274,9 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     }}  # fmt: skip
     steps = (("corpus", corpus, scale, args.seed), ("fuzz", fuzz, fuzz_s), ("api", api, examples),
              ("faults", faults, fault_count, args.seed), ("load", load, load_s, args.clients), ("flood", flood, flood_s))  # fmt: skip
+    previous: dict[str, Any] = {}
+    if args.reuse and (OUT / "latest.json").exists():
+        previous = json.loads((OUT / "latest.json").read_text())
     for name, fn, *step_args in steps:
         if name in args.skip:
-            results[name] = {"not_measured": "skipped (--skip)"}
+            if name in previous and "not_measured" not in previous[name]:
+                results[name] = {**previous[name], "measured": previous[name].get("measured", previous["meta"]["date"])}
+            else:
+                results[name] = {"not_measured": "skipped (--skip)"}
             continue
         _step(results, name, fn, *step_args)
     rows = table(results)
