@@ -14,7 +14,6 @@ from typing import ClassVar
 import numpy as np
 from highdicom.base import SOPClass
 from highdicom.enum import PatientSexValues
-from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.sequence import Sequence as DicomSequence
@@ -33,7 +32,7 @@ from converters.iods.enum import (
     LossyImageCompressionMethodValues,
     PhotometricInterpretationValues,
 )
-from converters.iods.pixels import PixelModule, jpeg_pixel_module, native_pixel_module
+from converters.iods.pixels import PixelModule, encapsulate_frame, jpeg_pixel_module, native_pixel_module
 from converters.iods.valuerep import (
     check_aware,
     check_code_string,
@@ -369,8 +368,8 @@ class _VLPhotographicBase(SOPClass):
         self.HighBit = 7
         self.PixelRepresentation = 0
         if pixels.encapsulated:
-            # One frame, one fragment, empty Basic Offset Table (PS3.5 A.4).
-            self.add_new(0x7FE00010, "OB", encapsulate([pixels.pixel_data]))
+            # One frame, one fragment, after a Basic Offset Table (PS3.5 A.4).
+            self.add_new(0x7FE00010, "OB", encapsulate_frame(pixels.pixel_data))
             self["PixelData"].is_undefined_length = True
         else:
             self.add_new(0x7FE00010, "OB", pixels.pixel_data)

@@ -400,3 +400,13 @@ def test_sop_class_refuses(name: str) -> None:
     cls, changes, error, match = CLASS_REFUSALS[name]
     with pytest.raises(error, match=match):
         cls(**class_kwargs(**changes))
+
+
+@pytest.mark.parametrize("length", [1, 2, 4_000_001])
+def test_encapsulate_frame_matches_pydicom(length: int) -> None:
+    from pydicom.encaps import encapsulate
+
+    from converters.iods.pixels import encapsulate_frame
+
+    frame = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    assert encapsulate_frame(frame) == encapsulate([frame])

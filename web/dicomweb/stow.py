@@ -27,11 +27,11 @@ from typing import Any
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
-from pydicom.encaps import encapsulate
 
 from converters import dicom as dcm
 from converters.base import Limits, SourceFile
 from converters.dicom import PreparedDicom, Provenance, dicom_status_for, prepare_dicom
+from converters.iods.pixels import encapsulate_frame
 from repository.access import RoleValues
 from repository.errors import InvalidInput, MalformedRequest, OlogiesError, UnsupportedMediaType
 from repository.guard import Caller
@@ -247,7 +247,7 @@ class Stow:
         elif "PlanarConfiguration" in ds:
             del ds.PlanarConfiguration
         if captured.jpeg is not None:
-            ds.PixelData = encapsulate([captured.jpeg])
+            ds.PixelData = encapsulate_frame(captured.jpeg)
             ds["PixelData"].VR = "OB"
         else:
             assert captured.pixels is not None
