@@ -64,35 +64,70 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value:
             os.environ[name] = value
     workers = args.workers or settings.workers
+    dimse_port = args.dimse_port or settings.dimse_port
+    metrics_port = args.metrics_port or settings.metrics_port
+    uvicorn_config = dict(
+        app="web.app:create_app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        log_config=None,  # our JSON logging (web/observability.py), already configured
+        access_log=False,  # it prints raw paths (NHS numbers); ours names the route template
+        timeout_graceful_shutdown=30,  # in-flight uploads finish after SIGTERM
+    )
+    if workers > 1:  # forked after one import of the application, sharing its pages
+        from web.prefork import serve_prefork, sidecar_target
+
+        sidecar = None
+        if dimse_port or metrics_port:
+            sidecar = sidecar_target(lambda: _run_sidecar(settings, dimse_port, metrics_port))
+        return serve_prefork(uvicorn_config, workers, sidecar=sidecar)
     listener = None
-    if args.dimse_port or settings.dimse_port:
-        # One DICOM listener, in this (parent) process: the web workers are separate processes.
+    if dimse_port:
         from ingest.dimse import DimseListener
         from web.services import Services
 
         listener = DimseListener(Services.build(settings))
-        listener.start(port=args.dimse_port or settings.dimse_port)
+        listener.start(port=dimse_port)
     exporter = None
-    if args.metrics_port or settings.metrics_port:  # every worker's metrics, on a port of its own
-        exporter = start_metrics_exporter(settings.metrics_host, args.metrics_port or settings.metrics_port, settings)
+    if metrics_port:  # every worker's metrics, on a port of its own
+        exporter = start_metrics_exporter(settings.metrics_host, metrics_port, settings)
     try:
-        uvicorn.run(
-            "web.app:create_app_from_environment",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=workers,
-            log_level="info",
-            log_config=None,  # our JSON logging (web/observability.py), already configured
-            access_log=False,  # it prints raw paths (NHS numbers); ours names the route template
-            timeout_graceful_shutdown=30,  # in-flight uploads finish after SIGTERM
-        )
+        uvicorn.run(**uvicorn_config)
     finally:
         if listener is not None:
             listener.stop()
         if exporter is not None:
             exporter.shutdown()
     return 0
+
+
+def _run_sidecar(settings, dimse_port: int | None, metrics_port: int | None) -> None:  # type: ignore[no-untyped-def]
+    """The DICOM listener and the metrics exporter of a pre-forked server, until interrupted."""
+    import threading
+
+    from web.observability import start_metrics_exporter
+
+    listener = exporter = services = None
+    try:
+        if dimse_port:
+            from ingest.dimse import DimseListener
+            from web.services import Services
+
+            services = Services.build(settings)
+            listener = DimseListener(services)
+            listener.start(port=dimse_port)
+        if metrics_port:
+            exporter = start_metrics_exporter(settings.metrics_host, metrics_port, settings)
+        threading.Event().wait()
+    finally:
+        if listener is not None:
+            listener.stop()
+        if exporter is not None:
+            exporter.shutdown()
+        if services is not None:
+            services.close()
 
 
 def cmd_dimse(args: argparse.Namespace) -> int:

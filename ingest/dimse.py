@@ -161,7 +161,7 @@ class DimseListener:
         ae.maximum_pdu_size = s.dimse_max_pdu
         ae.require_called_aet = True
         # An empty allow-list lets nobody in (pynetdicom reads an empty list as "anyone").
-        ae.require_calling_aet = list(self.peers) or ["\u0000NOBODY"]
+        ae.require_calling_aet = list(self.peers) or ["NO PEERS ALLOWED"]  # _established aborts it too
         ae.add_supported_context(VERIFICATION)
         for sop_class in dcm.ACCEPTED_SOP_CLASSES:
             ae.add_supported_context(sop_class, STORAGE_SYNTAXES)

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom import dcmwrite
 
 from converters.base import Limits
+from converters.dicom import write_part10
 from converters.iods import build_photograph
 from converters.registry import convert_image
 from ingest.dicom import dicom_batch, ingest_dicom
@@ -153,7 +153,7 @@ class Ingestor:
         except ValueError as exc:  # a builder's validation
             raise InvalidInput(f"{incoming.filename}: {exc}", field="file") from exc
         out = spool / f"{number:05d}.dcm"
-        dcmwrite(out, dataset, enforce_file_format=True)
+        write_part10(out, dataset)  # Pixel Data straight from its value, not copied twice by pydicom
         # The UID is derived from the upload's bytes, so the object's own digest is not needed
         # to recognise a repeat (the store records it as it writes).
         item = PreparedInstance(out, sop_uid, study_uid, series_uid, context.patient.patient_id)

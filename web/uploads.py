@@ -36,6 +36,7 @@ class _Part:
     digest: "hashlib._Hash | None" = None
     size: int = 0
     head: bytes = b""  # first bytes, sniffed to choose the size limit (videos may be larger)
+    limit: int | None = None  # chosen once the head is complete, not sniffed again per chunk
 
 
 @dataclass
@@ -99,16 +100,15 @@ async def receive_form(
                 raise InvalidInput(f"more than {MAX_FIELDS} form fields", field=current.name)
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        chunk = data[start:end]
+        chunk = memoryview(data)[start:end]  # written and hashed in place, not copied first
         if current.handle is not None:
             current.size += len(chunk)
-            if len(current.head) < HEAD_SIZE:
+            if current.limit is None or len(current.head) < HEAD_SIZE:
                 current.head += chunk[: HEAD_SIZE - len(current.head)]
-            limit = max_video_bytes if max_video_bytes and sniff(current.head).startswith("video/") else max_file_bytes
-            if current.size > max(limit, max_file_bytes):
-                raise PayloadTooLarge(
-                    f"{current.filename}: larger than the limit of {max(limit, max_file_bytes)} bytes", field=current.name
-                )
+                video = max_video_bytes and sniff(current.head).startswith("video/")
+                current.limit = max(max_video_bytes, max_file_bytes) if video else max_file_bytes
+            if current.size > current.limit:
+                raise PayloadTooLarge(f"{current.filename}: larger than the limit of {current.limit} bytes", field=current.name)
             current.handle.write(chunk)
             current.digest.update(chunk)  # type: ignore[union-attr]
         else:

@@ -26,16 +26,19 @@ def free_port() -> int:
 
 
 class MemorySampler:
-    """Peak resident memory of a server: the sum over its processes, sampled every 20 ms."""
+    """Peak memory of a server and its worker processes, sampled every 50 ms: the sum of their
+    resident sets (which counts pages the forked workers share once per worker) and the sum of
+    their proportional set sizes (PSS: each shared page divided among its sharers), which is
+    what the processes together take from the machine."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.peak_kb = 0
+        self.peak_kb = self.peak_pss_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _pids(self) -> list[int]:
-        """The server and its worker processes (uvicorn --workers forks children)."""
+        """The server and its worker processes (children of the server)."""
         pids = [self.pid]
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -46,32 +49,41 @@ class MemorySampler:
                 pids.append(int(stat.parent.name))
         return pids
 
-    def _rss_kb(self) -> int:
-        total = 0
+    def _sample_kb(self) -> tuple[int, int]:
+        rss = pss = 0
         for pid in self._pids():
             try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
             except OSError:
                 pass
-        return total
+        return rss, pss
 
     def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak_kb = max(self.peak_kb, self._rss_kb())
+        while not self._stop.wait(0.05):
+            rss, pss = self._sample_kb()
+            self.peak_kb, self.peak_pss_kb = max(self.peak_kb, rss), max(self.peak_pss_kb, pss)
 
     def reset(self) -> None:
-        self.peak_kb = self._rss_kb()
+        self.peak_kb, self.peak_pss_kb = self._sample_kb()
 
     def start(self) -> "MemorySampler":
         self._thread.start()
         return self
 
     def stop(self) -> float:
+        """Stop sampling; returns the peak of the summed resident sets in MB (``peak_pss_mb``
+        has the proportional one)."""
         self._stop.set()
         self._thread.join()
         return self.peak_kb / 1024
+
+    @property
+    def peak_pss_mb(self) -> float:
+        return self.peak_pss_kb / 1024
 
 
 @contextmanager

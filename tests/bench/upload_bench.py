@@ -81,6 +81,7 @@ def run(base_url: str, pid: int, bases: list[bytes], count: int, concurrency: in
         "mb_per_s": round(mb / elapsed, 1),
         "mean_file_mb": round(mb / count, 2),
         "server_peak_rss_mb": round(peak, 1),
+        "server_peak_pss_mb": round(sampler.peak_pss_mb, 1),
         **summarise(latencies),
     }
 

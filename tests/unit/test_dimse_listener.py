@@ -223,3 +223,20 @@ def test_idle_connection_is_dropped_after_the_acse_timeout(listener):
     sock.recv(1024)  # returns when the listener aborts or closes the silent connection
     assert 0.5 < time.monotonic() - started < 4
     sock.close()
+
+
+def test_with_no_peers_configured_it_starts_and_lets_nobody_in(tmp_path):
+    settings = Settings(
+        store_url=(tmp_path / "store").as_uri(), index_url=f"sqlite:///{tmp_path / 'index.sqlite3'}",
+        spool_dir=tmp_path, _env_file=None, dimse_peers={},
+    )  # fmt: skip
+    services = Services.build(settings)
+    listening = DimseListener(services)
+    listening.start("127.0.0.1", 0)  # was a ValueError from pynetdicom: nothing listened at all
+    try:
+        for title in ("CAMERA", "NO PEERS ALLOWED"):
+            assoc = associate(listening, title)
+            assert not assoc.is_established
+    finally:
+        listening.stop()
+        services.close()
