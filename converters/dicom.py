@@ -555,25 +555,28 @@ def _prepare(
         meta.SourceApplicationEntityTitle = provenance.source_ae_title[:16]
     ds.file_meta = meta
     try:
-        write_part10(out, ds)
+        object_sha = write_part10(out, ds)
     except OlogiesError:
         raise
     except Exception as exc:  # noqa: BLE001 - a value pydicom cannot encode
         out.unlink(missing_ok=True)
         raise _cannot_understand(f"DICOM data set cannot be written back: {exc}") from exc
     instance = PreparedInstance(
-        out, sop_uid, study_uid, series_uid, patient_id, uid_derived_from_content=False, content_sha256=digest
-    )
+        out, sop_uid, study_uid, series_uid, patient_id, sha256=object_sha, uid_derived_from_content=False,
+        content_sha256=digest,
+    )  # fmt: skip
     return PreparedDicom(instance, sop_class, stored_ts, received_ts, tuple(coercions), original)
 
 
-def write_part10(out: Path, ds: Dataset) -> None:
+def write_part10(out: Path, ds: Dataset) -> str:
     """Write ``ds`` (with its file meta) as a Part 10 file in an explicit VR little endian
-    transfer syntax. pydicom encodes everything but Pixel Data, which is written straight from
-    its value: pydicom would first copy it into a buffer of its own."""
+    transfer syntax; returns the file's SHA-256. pydicom encodes everything but Pixel Data, which
+    is written straight from its value: pydicom would first copy it into a buffer of its own."""
+    digest = hashlib.sha256()
     if "PixelData" not in ds or ds.file_meta.TransferSyntaxUID == IMPLICIT_VR_LE:
         dcmwrite(out, ds, enforce_file_format=True)
-        return
+        with out.open("rb") as written:
+            return hashlib.file_digest(written, "sha256").hexdigest()
     pixel = ds["PixelData"]
     before, after = Dataset(), Dataset()
     for tag in ds.keys():
@@ -584,20 +587,24 @@ def write_part10(out: Path, ds: Dataset) -> None:
     before.file_meta = ds.file_meta
     encapsulated = str(ds.file_meta.TransferSyntaxUID) in ENCAPSULATED
     value = pixel.value
+    header = DicomBytesIO()
+    dcmwrite(header, before, enforce_file_format=True)
+    length = _UNDEFINED if encapsulated else len(value) + (len(value) & 1)
+    parts = [header.getvalue(), struct.pack("<HH", 0x7FE0, 0x0010) + str(pixel.VR).encode() + b"\0\0" + struct.pack("<I", length), value]
+    if encapsulated:
+        parts.append(struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+    elif len(value) & 1:
+        parts.append(b"\0")
+    if len(after):
+        buffer = DicomBytesIO()
+        buffer.is_little_endian, buffer.is_implicit_VR = True, False
+        write_dataset(buffer, after)
+        parts.append(buffer.getvalue())
     with out.open("wb") as fp:
-        dcmwrite(fp, before, enforce_file_format=True)
-        length = _UNDEFINED if encapsulated else len(value) + (len(value) & 1)
-        fp.write(struct.pack("<HH", 0x7FE0, 0x0010) + str(pixel.VR).encode() + b"\0\0" + struct.pack("<I", length))
-        fp.write(value)
-        if encapsulated:
-            fp.write(struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
-        elif len(value) & 1:
-            fp.write(b"\0")
-        if len(after):
-            buffer = DicomBytesIO()
-            buffer.is_little_endian, buffer.is_implicit_VR = True, False
-            write_dataset(buffer, after)
-            fp.write(buffer.getvalue())
+        for part in parts:
+            digest.update(part)
+            fp.write(part)
+    return digest.hexdigest()
 
 
 def describe(coercions: Iterable[Coercion]) -> str:

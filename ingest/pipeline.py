@@ -153,8 +153,6 @@ class Ingestor:
         except ValueError as exc:  # a builder's validation
             raise InvalidInput(f"{incoming.filename}: {exc}", field="file") from exc
         out = spool / f"{number:05d}.dcm"
-        write_part10(out, dataset)  # Pixel Data straight from its value, not copied twice by pydicom
-        # The UID is derived from the upload's bytes, so the object's own digest is not needed
-        # to recognise a repeat (the store records it as it writes).
-        item = PreparedInstance(out, sop_uid, study_uid, series_uid, context.patient.patient_id)
+        object_sha = write_part10(out, dataset)  # Pixel Data straight from its value, not copied by pydicom
+        item = PreparedInstance(out, sop_uid, study_uid, series_uid, context.patient.patient_id, sha256=object_sha)
         return incoming, item, captured.media_type

@@ -62,7 +62,8 @@ class PreparedInstance:
     study_instance_uid: str
     series_instance_uid: str
     patient_id: str
-    #: SHA-256 of the serialised object; needed only when the UID is not derived from content
+    #: SHA-256 of the serialised object, when its writer digested it as it wrote it (lets the
+    #: store adopt the file, and recognises a repeat when the UID is not derived from content)
     sha256: str | None = None
     #: True when the SOP Instance UID was derived from the uploaded bytes, so an existing
     #: instance with this UID is by construction the same image (DECISIONS.md 4)
@@ -188,8 +189,11 @@ class Repository:
         key = keys.instance_key(item.study_instance_uid, item.series_instance_uid, item.sop_instance_uid)
         marker = keys.pending_key(item.sop_instance_uid)
         self.store.put(marker, self._marker_body(key), media_type="application/json")
-        with item.path.open("rb") as handle:
-            stored = self.store.put(key, handle, media_type=DICOM_MEDIA_TYPE)
+        if item.sha256:  # digested as it was written: the store may take the file as it is
+            stored = self.store.put_file(key, item.path, sha256=item.sha256, media_type=DICOM_MEDIA_TYPE)
+        else:
+            with item.path.open("rb") as handle:
+                stored = self.store.put(key, handle, media_type=DICOM_MEDIA_TYPE)
         try:
             self.store.put(keys.locator_key(item.sop_instance_uid), key.encode(), media_type="text/plain", if_none_match=True)
         except AlreadyExists:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 DICOM_MEDIA_TYPE = "application/dicom"
@@ -44,6 +45,20 @@ class ObjectStore(Protocol):
         media_type: str = DICOM_MEDIA_TYPE,
         if_none_match: bool = False,
     ) -> StoredObject: ...
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        media_type: str = DICOM_MEDIA_TYPE,
+        if_none_match: bool = False,
+    ) -> StoredObject:
+        """``put`` of a local file that the caller has finished writing (and will not change),
+        with the SHA-256 it computed as it wrote it. The filesystem adapter links the file into
+        place rather than copying it; the others upload it as ``put`` does."""
+        ...
 
     def open(self, key: str) -> BinaryIO: ...
 

@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +29,7 @@ _MEDIA_TYPES = {
     ".pdf": "application/pdf",
 }
 _TEMP_PREFIX = ".tmp-"
+_CANNOT_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 def _media_type_for(key: str) -> str:
@@ -64,11 +66,62 @@ class FilesystemObjectStore:
         if_none_match: bool = False,
     ) -> StoredObject:
         target = self._path(key)
+        fd, tmp = self._temporary(target, key, lambda folder: tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=folder))
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                size, digest = copy_and_hash(as_stream(source), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise self._translate(exc, key) from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._place(tmp, target, key, if_none_match)
+        return StoredObject(key, size, digest, media_type)
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        media_type: str = DICOM_MEDIA_TYPE,
+        if_none_match: bool = False,
+    ) -> StoredObject:
+        """Link the caller's finished file into place instead of copying it (a 4 MB photograph
+        was written, read and written again); copied when it is on another filesystem."""
+        target = self._path(key)
+        try:
+            with path.open("rb") as handle:  # durable before it is named: its writer did not fsync
+                os.fsync(handle.fileno())
+                size = os.fstat(handle.fileno()).st_size
+        except OSError as exc:
+            raise self._translate(exc, key) from exc
+
+        def link(folder: Path) -> tuple[None, str]:
+            name = str(folder / f"{_TEMP_PREFIX}{uuid.uuid4().hex}")
+            os.link(path, name)
+            return None, name
+
+        try:
+            _, tmp = self._temporary(target, key, link)
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, OSError) or exc.__cause__.errno not in _CANNOT_LINK:
+                raise
+            with path.open("rb") as handle:  # another filesystem, or one without hard links
+                return self.put(key, handle, media_type=media_type, if_none_match=if_none_match)
+        self._place(tmp, target, key, if_none_match)
+        return StoredObject(key, size, sha256, media_type)
+
+    def _temporary(self, target: Path, key: str, make):  # type: ignore[no-untyped-def]
+        """A temporary name beside ``target`` made by ``make(folder)``; (handle, path)."""
         for attempt in range(5):
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
-                break
+                handle, name = make(target.parent)
+                return handle, Path(name)
             except (FileNotFoundError, FileExistsError) as exc:
                 # A concurrent delete tidied the folder away between mkdir and mkstemp (or during
                 # mkdir, which then reports "exists" for a folder that no longer does): again.
@@ -76,12 +129,11 @@ class FilesystemObjectStore:
                     raise self._translate(exc, key) from exc
             except OSError as exc:
                 raise self._translate(exc, key) from exc
-        tmp = Path(tmp_name)
+        raise AssertionError("unreachable")
+
+    def _place(self, tmp: Path, target: Path, key: str, if_none_match: bool) -> None:
+        """Give the finished temporary file its name, atomically, and make the name durable."""
         try:
-            with os.fdopen(fd, "wb") as handle:
-                size, digest = copy_and_hash(as_stream(source), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
             if if_none_match:
                 # link() fails if the name exists: an atomic create-if-absent.
                 os.link(tmp, target)
@@ -98,7 +150,6 @@ class FilesystemObjectStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return StoredObject(key, size, digest, media_type)
 
     @staticmethod
     def _translate(exc: OSError, key: str) -> Exception:

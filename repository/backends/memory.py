@@ -6,6 +6,7 @@ import hashlib
 import io
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from repository.errors import AlreadyExists, NotFound
@@ -34,6 +35,13 @@ class MemoryObjectStore:
                 raise AlreadyExists(f"object {key} already exists")
             self._objects[key] = (bytes(data), media_type)
         return StoredObject(key, len(data), hashlib.sha256(data).hexdigest(), media_type)
+
+    def put_file(
+        self, key: str, path: Path, *, sha256: str, media_type: str = DICOM_MEDIA_TYPE,
+        if_none_match: bool = False,
+    ) -> StoredObject:
+        with path.open("rb") as handle:
+            return self.put(key, handle, media_type=media_type, if_none_match=if_none_match)
 
     def _get(self, key: str) -> tuple[bytes, str]:
         try:

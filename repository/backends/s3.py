@@ -209,6 +209,13 @@ class S3ObjectStore:
                 raise AlreadyExists(f"object {key} exists")
             return self._write(full, key, as_stream(source), media_type, native)
 
+    def put_file(
+        self, key: str, path: Path, *, sha256: str, media_type: str = DICOM_MEDIA_TYPE,
+        if_none_match: bool = False,
+    ) -> StoredObject:
+        with path.open("rb") as handle:
+            return self.put(key, handle, media_type=media_type, if_none_match=if_none_match)
+
     def _write(self, full: str, key: str, stream: BinaryIO, media: str, cond: bool) -> StoredObject:
         start = _tell(stream)
         head = _read_up_to(stream, self.multipart_threshold + 1)

@@ -32,6 +32,24 @@ class ObjectStoreContract:
         with store.open("big/object.dcm") as handle:
             assert hashlib.sha256(handle.read()).hexdigest() == stored.sha256
 
+    def test_put_file_stores_a_finished_file_that_may_then_go(self, store, tmp_path):
+        data = bytes(range(256)) * 20_000 + b"odd"
+        path = tmp_path / "prepared.dcm"
+        path.write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        stored = store.put_file("studies/9/series/8/instances/7.dcm", path, sha256=digest)
+        assert (stored.size, stored.sha256) == (len(data), digest)
+        path.unlink()  # the caller tidies its spool away
+        with store.open("studies/9/series/8/instances/7.dcm") as handle:
+            assert handle.read() == data
+        other = tmp_path / "other.dcm"
+        other.write_bytes(b"different")
+        with pytest.raises(AlreadyExists):
+            store.put_file("studies/9/series/8/instances/7.dcm", other, sha256="0" * 64, if_none_match=True)
+        with store.open("studies/9/series/8/instances/7.dcm") as handle:
+            assert handle.read() == data
+        assert not [k for k in store.iter_keys("studies/9/") if not k.endswith("7.dcm")]
+
     def test_overwrite_replaces_whole_object(self, store):
         store.put("k/a", b"first version, longer")
         store.put("k/a", b"second")

@@ -41,3 +41,28 @@ class TestFilesystemObjectStore(ObjectStoreContract):
         assert list(store.iter_keys()) == []
         leftovers = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
         assert leftovers == []
+
+    def test_put_file_links_the_file_rather_than_copying_it(self, store, tmp_path):
+        path = tmp_path / "prepared.dcm"
+        path.write_bytes(b"DICM" * 1000)
+        store.put_file("studies/1/a.dcm", path, sha256="f" * 64)
+        assert (tmp_path / "store" / "studies/1/a.dcm").stat().st_ino == path.stat().st_ino
+
+    def test_put_file_copies_across_filesystems(self, store, tmp_path, monkeypatch):
+        import errno
+        import os
+
+        path = tmp_path / "prepared.dcm"
+        path.write_bytes(b"DICM" * 1000)
+        real_link = os.link
+
+        def cross_device(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if str(src) == str(path):
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            return real_link(src, dst, *args, **kwargs)
+
+        monkeypatch.setattr(os, "link", cross_device)
+        stored = store.put_file("studies/1/b.dcm", path, sha256="f" * 64)
+        assert stored.size == 4000
+        assert (tmp_path / "store" / "studies/1/b.dcm").read_bytes() == path.read_bytes()
+        assert (tmp_path / "store" / "studies/1/b.dcm").stat().st_ino != path.stat().st_ino
