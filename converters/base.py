@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from converters.bitstream import Bitstream
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -75,7 +77,7 @@ class CapturedImage:
     bits_stored: int
     photometric_interpretation: str  # MONOCHROME2, RGB, YBR_FULL_422, YBR_FULL
     transfer_syntax_uid: str
-    jpeg: bytes | None = None
+    jpeg: bytes | Bitstream | None = None  # a Bitstream holds views of the source, see there
     pixels: "np.ndarray | None" = None
     lossy_history: list[LossyStep] = field(default_factory=list)
     # True when the pixels are not the camera's own (re-encoded, or transformed in any way);

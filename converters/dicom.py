@@ -279,7 +279,7 @@ def _clean_jpeg(frame: bytes, number: int, rows: int, columns: int, samples: int
         raise _cannot_understand(f"frame {number}: {exc.message}") from exc
     f = parsed.frame
     _check_frame_size(number, f.height, f.width, len(f.components), rows, columns, samples)
-    return parsed.bitstream
+    return bytes(parsed.bitstream)
 
 
 def _check_frame_size(number: int, height: int, width: int, components: int, rows: int, columns: int, samples: int) -> None:

@@ -126,7 +126,7 @@ def convert(source: SourceFile, *, limits: Limits, local_tz: str) -> CapturedIma
 def probe_decode(parsed: ParsedJpeg) -> None:
     """Let libjpeg read the headers and the start of the first scan, at 1/8 scale."""
     begin, end = parsed.first_scan
-    probe = parsed.bitstream[: min(end, begin + PROBE_BYTES)] + b"\xff\xd9"
+    probe = parsed.bitstream.head(min(end, begin + PROBE_BYTES)) + b"\xff\xd9"
     frame = parsed.frame
     scaled = (max(1, frame.width // 8), max(1, frame.height // 8))
     with pillow_errors("JPEG image"), Image.open(io.BytesIO(probe), formats=["JPEG"]) as im:
@@ -186,7 +186,7 @@ def _jpegtran(parsed: ParsedJpeg, orientation: int, limits: Limits) -> ParsedJpe
     try:
         proc = subprocess.run(
             args,
-            input=parsed.bitstream,
+            input=bytes(parsed.bitstream),
             capture_output=True,
             timeout=JPEGTRAN_TIMEOUT_S,
             check=False,
@@ -209,7 +209,7 @@ def _reencode(
     """Decode, make upright and RGB or grey, re-encode; returns (result, ICC profile, notes)."""
     notes: list[str] = []
     icc = parsed.icc_profile
-    source = io.BytesIO(parsed.bitstream)
+    source = io.BytesIO(bytes(parsed.bitstream))
     with pillow_errors("JPEG image"), Image.open(source, formats=["JPEG"]) as opened:
         opened.load()
         im: Image.Image = opened

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from converters.base import Limits
+from converters.bitstream import Bitstream
 from converters.raster import check_dimensions, valid_icc
 from repository.errors import ConversionFailed, UnsupportedMediaType
 
@@ -56,7 +57,7 @@ class Frame:
 class ParsedJpeg:
     """A JPEG after :func:`parse`: the cleaned bitstream and what was learnt on the way."""
 
-    bitstream: bytes
+    bitstream: Bitstream  # views of the parsed file: bytes(...) when it is needed whole
     frame: Frame
     exif: bytes | None = None
     icc_profile: bytes | None = None
@@ -77,8 +78,8 @@ def parse(data: bytes, *, limits: Limits) -> ParsedJpeg:
     """
     if data[:2] != b"\xff\xd8":
         raise _bad("not a JPEG: the file does not start with an SOI marker")
-    # The kept pieces are joined once at the end: the entropy-coded data of a camera JPEG is
-    # megabytes, and each extra copy of it cost more than the whole marker walk.
+    # The kept pieces stay views of ``data`` (see converters/bitstream.py): the entropy-coded
+    # data of a camera JPEG is megabytes, and each copy of it cost more than the marker walk.
     out, state = _Pieces(b"\xff\xd8"), _State()
     pos, size, view = 2, len(data), memoryview(data)  # slices of the view copy nothing
     while True:
@@ -91,7 +92,7 @@ def parse(data: bytes, *, limits: Limits) -> ParsedJpeg:
         code, start, pos = data[pos], pos - 1, pos + 1
         if code == 0xD9:
             out.add(b"\xff\xd9")  # anything after it is dropped
-            return state.finish(out.join())
+            return state.finish(out.bitstream())
         if 0xD0 <= code <= 0xD7 or code == 0x01:
             continue  # a stray RST/TEM between segments carries nothing
         if code in (0x00, 0xD8, 0xF7) or (0xF0 <= code <= 0xFD and code != 0xF7):
@@ -135,7 +136,7 @@ def parse(data: bytes, *, limits: Limits) -> ParsedJpeg:
 
 
 class _Pieces:
-    """Bytes to be joined later, and their total length so far."""
+    """The kept pieces, and their total length so far."""
 
     def __init__(self, first: bytes) -> None:
         self.parts: list[bytes | memoryview] = [first]
@@ -145,8 +146,8 @@ class _Pieces:
         self.parts.append(part)
         self.size += len(part)
 
-    def join(self) -> bytes:
-        return b"".join(self.parts)
+    def bitstream(self) -> Bitstream:
+        return Bitstream(self.parts)
 
 
 class _State:
@@ -247,7 +248,7 @@ class _State:
         if any(c[3] not in self.quant for c in frame.components):
             raise _bad("JPEG frame uses a quantisation table that is not defined")
 
-    def finish(self, bitstream: bytes) -> ParsedJpeg:
+    def finish(self, bitstream: Bitstream) -> ParsedJpeg:
         if self.frame is None or self.scans == 0 or self.first_scan[1] <= self.first_scan[0]:
             raise _bad("JPEG has no image data (no frame header or no scan)")
         icc, icc_invalid = _assemble_icc(self.icc_chunks)

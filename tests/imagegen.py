@@ -350,10 +350,20 @@ def _textured_jpeg(width: int, height: int, seed: int, *, noise: float, quality:
 # --- reading results back (independent of the code under test) -------------------------------
 
 
+def as_bytes(captured):  # type: ignore[no-untyped-def]
+    """A CapturedImage with its JPEG as one bytes object (converters keep it as a Bitstream of
+    views of the source), for tests that search and slice it."""
+    import dataclasses
+
+    if getattr(captured, "jpeg", None) is None or isinstance(captured.jpeg, bytes):
+        return captured
+    return dataclasses.replace(captured, jpeg=bytes(captured.jpeg))
+
+
 def decode(captured: object) -> np.ndarray:
     """Pixels of a CapturedImage as uint8 RGB or grey, decoding its JPEG with Pillow if needed."""
     if getattr(captured, "jpeg", None) is not None:
-        with Image.open(io.BytesIO(captured.jpeg)) as im:  # type: ignore[attr-defined]
+        with Image.open(io.BytesIO(bytes(captured.jpeg))) as im:  # type: ignore[attr-defined]
             return np.asarray(im.convert("L" if im.mode == "L" else "RGB"))
     return np.asarray(captured.pixels)  # type: ignore[attr-defined]
 

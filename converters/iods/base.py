@@ -20,6 +20,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID
 from pydicom.valuerep import DA, TM, PersonName
 
+from converters.bitstream import Bitstream
 from converters.iods.content import (
     AnatomicRegion,
     IssuerOfPatientIDQualifiers,
@@ -65,7 +66,7 @@ class _VLPhotographicBase(SOPClass):
     def __init__(
         self,
         *,
-        pixel_data: bytes | np.ndarray,
+        pixel_data: bytes | Bitstream | np.ndarray,
         photometric_interpretation: str | PhotometricInterpretationValues,
         transfer_syntax_uid: str,
         study_instance_uid: str,
@@ -114,7 +115,7 @@ class _VLPhotographicBase(SOPClass):
         """
         Parameters
         ----------
-        pixel_data: bytes | numpy.ndarray
+        pixel_data: bytes | converters.bitstream.Bitstream | numpy.ndarray
             One JPEG bitstream (encapsulated unchanged) or a uint8 array (rows, columns[, 3]).
         photometric_interpretation: str | converters.iods.enum.PhotometricInterpretationValues
             MONOCHROME2; RGB (native); YBR_FULL_422 (colour JPEG, whatever its subsampling).
@@ -186,7 +187,9 @@ class _VLPhotographicBase(SOPClass):
             Tracking ID and Tracking UID of a skin lesion: both or neither.
         """
         pi, syntax = photometric_interpretation, transfer_syntax_uid
-        if isinstance(pixel_data, (bytes, bytearray)):
+        if isinstance(pixel_data, Bitstream):
+            pixels = jpeg_pixel_module(pixel_data, pi, syntax)
+        elif isinstance(pixel_data, (bytes, bytearray)):
             pixels = jpeg_pixel_module(bytes(pixel_data), pi, syntax)
         else:
             pixels = native_pixel_module(pixel_data, pi, syntax)

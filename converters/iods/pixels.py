@@ -7,13 +7,12 @@ pixel. Anything else is refused here, before any attribute is set.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
-from pydicom.encaps import encapsulate
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit, JPEGExtended12Bit
 
+from converters.bitstream import Bitstream
 from converters.iods.enum import PhotometricInterpretationValues
 from converters.iods.valuerep import enum_value
 
@@ -21,28 +20,17 @@ _PI = PhotometricInterpretationValues
 JPEG_TRANSFER_SYNTAXES = (JPEGBaseline8Bit, JPEGExtended12Bit)
 NATIVE_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian,)
 
+_HEADERS_READ = 1 << 20  # metadata before the first scan beyond this is refused (a JPEG's are KBs)
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 # Segments that can carry identity or location (EXIF GPS, XMP, IPTC, free comments) must have
 # been stripped by the converter (DECISIONS.md 7, 9); finding one here is a bug upstream.
 _FORBIDDEN_SEGMENTS = {0xE1: "APP1 (EXIF/XMP)", 0xED: "APP13 (IPTC)", 0xFE: "COM (comment)"}
 
 
-_ITEM = 0xE000FFFE
-_ONE_FRAME_OFFSET_TABLE = struct.pack("<III", _ITEM, 4, 0)  # the one frame starts at offset 0
-_MAX_FRAGMENT = 0xFFFFFFFE
-
-
-def encapsulate_frame(frame: bytes) -> bytes:
-    """Pixel Data of one frame as one fragment after its Basic Offset Table (PS3.5 A.4).
-
-    The same bytes as pydicom's ``encapsulate([frame])``, made in one copy instead of three:
-    for a 4 MB camera frame those copies cost more than building the rest of the object.
-    """
-    if len(frame) > _MAX_FRAGMENT - 1:
-        return encapsulate([frame])  # several fragments: pydicom knows how
-    pad = b"\x00" * (len(frame) % 2)
-    item = struct.pack("<II", _ITEM, len(frame) + len(pad))
-    return b"".join((_ONE_FRAME_OFFSET_TABLE, item, frame, pad))
+def encapsulate_frame(frame: bytes | Bitstream) -> bytes:
+    """Pixel Data of one frame as one fragment after its Basic Offset Table (PS3.5 A.4), made
+    in one copy (pydicom's ``encapsulate([frame])`` makes the same bytes in three)."""
+    return (frame if isinstance(frame, Bitstream) else Bitstream([frame])).encapsulated()
 
 
 @dataclass(frozen=True)
@@ -78,19 +66,23 @@ class PixelModule:
     columns: int
     samples_per_pixel: int
     photometric_interpretation: str
-    pixel_data: bytes
+    pixel_data: bytes | Bitstream  # a JPEG bitstream when encapsulated
     encapsulated: bool
 
 
-def read_jpeg_frame_info(data: bytes) -> JPEGFrameInfo:
+def read_jpeg_frame_info(bitstream: bytes | Bitstream) -> JPEGFrameInfo:
     """Parse the marker segments of a JPEG bitstream up to the first scan.
 
     Raises ``ValueError`` if the data is not a complete JPEG interchange stream (SOI ... EOI),
     has no frame header, or still contains a metadata segment that may identify or locate.
     """
+    if isinstance(bitstream, Bitstream):  # the headers and the end are all that is read
+        ending, data = bitstream.tail(64), bitstream.head(_HEADERS_READ)
+    else:
+        ending, data = bitstream, bitstream
     if data[:2] != b"\xff\xd8":
         raise ValueError('Argument "pixel_data" is not a JPEG bitstream (no SOI marker).')
-    if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+    if ending.rstrip(b"\x00")[-2:] != b"\xff\xd9":
         raise ValueError('Argument "pixel_data" is a truncated JPEG bitstream (no EOI marker).')
     pos, frame, adobe = 2, None, None
     while pos + 4 <= len(data):
@@ -138,7 +130,7 @@ def read_jpeg_frame_info(data: bytes) -> JPEGFrameInfo:
 
 
 def jpeg_pixel_module(
-    data: bytes, photometric_interpretation: str, transfer_syntax_uid: str
+    data: bytes | Bitstream, photometric_interpretation: str, transfer_syntax_uid: str
 ) -> PixelModule:
     """Validate a JPEG bitstream for encapsulation unchanged in a VL image.
 

@@ -12,6 +12,7 @@ from converters.base import CapturedImage, Limits
 from converters.registry import convert_image, supported_media_types
 from repository.errors import ConversionFailed, InvalidInput, UnsupportedMediaType
 from tests import imagegen as g
+from tests.imagegen import as_bytes
 
 pillow_heif = pytest.importorskip("pillow_heif")
 UPRIGHT = g.photo(320, 240, source="rocket")
@@ -20,7 +21,8 @@ UPRIGHT = g.photo(320, 240, source="rocket")
 def convert(tmp_path: Path, data: bytes, **kw: object) -> CapturedImage:
     path = tmp_path / "IMG_0001.HEIC"
     path.write_bytes(data)
-    return convert_image(path, limits=kw.pop("limits", Limits()), **kw)  # type: ignore[arg-type]
+    captured = convert_image(path, limits=kw.pop("limits", Limits()), **kw)  # type: ignore[arg-type]
+    return as_bytes(captured)
 
 
 def test_heic_is_reencoded_as_baseline_jpeg_with_both_lossy_steps(tmp_path: Path) -> None:

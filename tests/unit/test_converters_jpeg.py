@@ -17,6 +17,7 @@ from converters.base import CapturedImage, Limits
 from converters.registry import convert_image
 from repository.errors import ConversionFailed, InvalidInput, OlogiesError, UnsupportedMediaType
 from tests import imagegen as g
+from tests.imagegen import as_bytes
 
 HAS_JPEGTRAN = shutil.which("jpegtran") is not None
 needs_jpegtran = pytest.mark.skipif(
@@ -30,7 +31,8 @@ ALLOWED_MARKERS = {0xD8, 0xE0, 0xEE, 0xDB, 0xC4, 0xC0, 0xC1, 0xDD, 0xDA, 0x00, 0
 def convert(tmp_path: Path, data: bytes, **kw: object) -> CapturedImage:
     path = tmp_path / "upload.bin"
     path.write_bytes(data)
-    return convert_image(path, limits=kw.pop("limits", Limits()), **kw)  # type: ignore[arg-type]
+    captured = convert_image(path, limits=kw.pop("limits", Limits()), **kw)  # type: ignore[arg-type]
+    return as_bytes(captured)
 
 
 @pytest.fixture
