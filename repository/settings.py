@@ -56,9 +56,10 @@ class Settings(BaseSettings):
     organisations_file: Path | None = None
     rendered_max_size: int = 2048
     thumbnail_size: int = 256
-    #: web worker processes for ``ologies serve``: 1 keeps the server within 300 MB; 2 uses both
-    #: cores of a small machine for about a fifth more upload throughput, at about twice the memory
-    workers: int = Field(default=1, ge=1, le=64)
+    #: web worker processes for ``ologies serve``, forked from one parent that imported the
+    #: application, so that they share its pages (web/prefork.py): 2 use both cores of a small
+    #: machine and stay within 300 MB (PSS) while uploading camera photographs at concurrency 4
+    workers: int = Field(default=2, ge=1, le=64)
     #: seconds between passes of the reconciler that drains "index pending" markers
     reconcile_interval_seconds: float = 10.0
     #: after an index write fails, uploads skip the index (202, pending) for this many seconds

@@ -87,7 +87,7 @@ class MemorySampler:
 
 
 @contextmanager
-def ologies_server(env_overrides: dict[str, str] | None = None, workers: int = 1):
+def ologies_server(env_overrides: dict[str, str] | None = None, workers: int | None = None):
     """Run ``ologies serve`` on a free port over a fresh temporary embedded store."""
     data = Path(tempfile.mkdtemp(prefix="ologies-bench-"))
     port = free_port()
@@ -99,6 +99,8 @@ def ologies_server(env_overrides: dict[str, str] | None = None, workers: int = 1
         "OLOGIES_SPOOL_DIR": str(data),
     })  # fmt: skip
     env.update(env_overrides or {})
+    if workers is not None:  # otherwise the default of ologies serve (OLOGIES_WORKERS)
+        env["OLOGIES_WORKERS"] = str(workers)
     log = (data / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ingest.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
