@@ -77,12 +77,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=30,  # in-flight uploads finish after SIGTERM
     )
     if workers > 1:  # forked after one import of the application, sharing its pages
-        from web.prefork import serve_prefork, sidecar_target
+        from web.prefork import backend_modules, serve_prefork, sidecar_target
 
         sidecar = None
         if dimse_port or metrics_port:
             sidecar = sidecar_target(lambda: _run_sidecar(settings, dimse_port, metrics_port))
-        return serve_prefork(uvicorn_config, workers, sidecar=sidecar)
+        modules = backend_modules(settings.store_url, settings.index_url)
+        return serve_prefork(uvicorn_config, workers, sidecar=sidecar, preload_modules=modules)
     listener = None
     if dimse_port:
         from ingest.dimse import DimseListener

@@ -36,14 +36,19 @@ class _Child:
 
 
 #: modules that the application imports inside functions, and that every worker would otherwise
-#: load for itself on its first request
-_LOADED_ON_FIRST_USE = (
-    "repository.backends.filesystem", "repository.backends.s3", "repository.reconcile",
-    "search.backends.sqlite", "search.backends.elasticsearch", "pillow_heif", "pynetdicom",
-)  # fmt: skip
+#: load for itself on its first request; the backends only when configured (boto3 and the
+#: Elasticsearch client are 20 MB that the embedded default never uses)
+_LOADED_ON_FIRST_USE = ("repository.reconcile", "pillow_heif", "pynetdicom")
 
 
-def preload() -> None:
+def backend_modules(store_url: str, index_url: str) -> tuple[str, ...]:
+    """The adapter modules that the configured backends need."""
+    store = "repository.backends.s3" if store_url.startswith("s3://") else "repository.backends.filesystem"
+    index = "search.backends.elasticsearch" if index_url.startswith(("http://", "https://")) else "search.backends.sqlite"
+    return store, index
+
+
+def preload(modules: tuple[str, ...] = ()) -> None:
     """Import what every worker needs before forking, so that the pages are shared."""
     import gc
     import importlib
@@ -55,7 +60,7 @@ def preload() -> None:
 
     warm_up()  # the trimmed DICOM standard tables the builders consult
     Image.init()  # every Pillow format plugin, loaded on first use otherwise
-    for module in _LOADED_ON_FIRST_USE:
+    for module in (*_LOADED_ON_FIRST_USE, *modules):
         try:
             importlib.import_module(module)
         except ImportError:  # an optional extra that is not installed
@@ -68,14 +73,17 @@ def preload() -> None:
     gc.freeze()
 
 
-def serve_prefork(uvicorn_config: dict[str, Any], workers: int, *, sidecar: Callable[[], None] | None = None) -> int:
+def serve_prefork(
+    uvicorn_config: dict[str, Any], workers: int, *, sidecar: Callable[[], None] | None = None,
+    preload_modules: tuple[str, ...] = (),
+) -> int:
     """Run ``workers`` uvicorn workers on one listening socket (and ``sidecar`` in a child of its
     own) until SIGTERM or SIGINT; returns the exit status."""
     import uvicorn
 
     config = uvicorn.Config(**uvicorn_config)
     sock = config.bind_socket()
-    preload()
+    preload(preload_modules)
     children: dict[int, _Child] = {}
     stopping = False
     quick_deaths = 0
