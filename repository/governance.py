@@ -184,10 +184,32 @@ class Governance:
         hold = {"patient_id": patient_id, "by": by, "reason": reason.strip()[:500],
                 "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
         self.repository.store.put(f"{HOLDS}{patient_id}.json", json.dumps(hold).encode(), media_type="application/json")
+        self._lock_objects(patient_id, True)
         return hold
 
     def release_hold(self, patient_id: str) -> None:
+        self._lock_objects(patient_id, False)
         self.repository.store.delete(f"{HOLDS}{patient_id}.json")
+
+    def _lock_objects(self, patient_id: str, on: bool) -> None:
+        """Where the store has S3 Object Lock, a legal hold is also set on every stored object of
+        the patient and on the hold record itself: then not even someone with the storage
+        credentials can delete or overwrite them (and a rewrite makes a new, unheld version)."""
+        store = self.repository.store
+        if not store.supports_object_lock:
+            return
+        from search.query import InstanceQuery
+
+        keys_held = [f"{HOLDS}{patient_id}.json"]
+        offset = 0
+        while True:
+            page = self.repository.index.search(InstanceQuery(patient_id=patient_id, limit=500, offset=offset, facets=()))
+            keys_held += [str(doc["_object_key"]) for doc in page.items]
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                break
+        for key in keys_held:
+            store.set_legal_hold(key, on)
 
     # -- deletion, only by approval ----------------------------------------------------------
     def request_deletion(self, patient_id: str, *, by: str, reason: str) -> DeletionRequest:

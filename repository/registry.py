@@ -28,7 +28,10 @@ def open_store(settings: Settings) -> ObjectStore:
         return _load("repository.backends.memory", "MemoryObjectStore", None)()  # type: ignore[no-any-return]
     if url.scheme == "s3":
         cls = _load("repository.backends.s3", "S3ObjectStore", "s3")
-        return cls.from_settings(settings)  # type: ignore[no-any-return]
+        from repository.audit import ANCHORS, RECORDS
+
+        days = settings.s3_audit_retention_days  # the audit trail is the record that must outlast
+        return cls.from_settings(settings, retain={RECORDS: days, ANCHORS: days} if days else {})  # type: ignore[no-any-return]
     raise ConfigurationError(f"no object store for {settings.store_url!r}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import zoneinfo
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -78,6 +79,15 @@ class Settings(BaseSettings):
     s3_read_timeout: float = 30.0
     s3_max_attempts: int = 3
     s3_multipart_threshold: int = 16 * 1024 * 1024
+    #: use S3 Object Lock (WORM): ``ologies init`` creates the bucket with it, legal holds are
+    #: also set on the held patient's objects, audit records are retained (needs a store that
+    #: supports it, such as AWS S3 or MinIO; ignored, with a warning, where the bucket lacks it)
+    s3_object_lock: bool = False
+    #: GOVERNANCE (a user with s3:BypassGovernanceRetention may still delete) or COMPLIANCE (nobody)
+    s3_object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    #: with Object Lock, every audit record and anchor is retained for this many days (0: none);
+    #: 2,920 is eight years
+    s3_audit_retention_days: int = Field(default=2920, ge=0, le=36500)
 
     # Elasticsearch options (used when index_url is http(s)://)
     es_index_prefix: str = "ologies"

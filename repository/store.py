@@ -36,6 +36,8 @@ class ObjectStore(Protocol):
 
     #: whether ``read_range`` is served by the backend rather than by reading and skipping
     supports_range: bool
+    #: whether objects can be locked against deletion (S3 Object Lock), for legal holds
+    supports_object_lock: bool
 
     def put(
         self,
@@ -61,6 +63,11 @@ class ObjectStore(Protocol):
         ...
 
     def open(self, key: str) -> BinaryIO: ...
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        """Lock the object against deletion and overwriting (or release it); only where
+        ``supports_object_lock``."""
+        ...
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` inclusive, as in an HTTP Range header."""

@@ -46,6 +46,7 @@ def _fsync_dir(path: Path) -> None:
 
 class FilesystemObjectStore:
     supports_range = True
+    supports_object_lock = False
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
@@ -156,6 +157,9 @@ class FilesystemObjectStore:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return StorageFull(f"no space left to store {key}")
         return StoreUnavailable(f"filesystem store failed on {key}: {exc.strerror}")
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        raise NotImplementedError("this store has no object lock (supports_object_lock is False)")
 
     def open(self, key: str) -> BinaryIO:
         try:

@@ -16,6 +16,7 @@ from repository.store import DICOM_MEDIA_TYPE, StoredObject
 
 class MemoryObjectStore:
     supports_range = True
+    supports_object_lock = False
 
     def __init__(self) -> None:
         self._objects: dict[str, tuple[bytes, str]] = {}
@@ -48,6 +49,9 @@ class MemoryObjectStore:
             return self._objects[key]
         except KeyError:
             raise NotFound(f"object {key} not found") from None
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        raise NotImplementedError("this store has no object lock (supports_object_lock is False)")
 
     def open(self, key: str) -> BinaryIO:
         return io.BytesIO(self._get(key)[0])

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import io
 import logging
@@ -137,6 +138,7 @@ class S3ObjectStore:
     def __init__(
         self, client: Any, bucket: str, prefix: str = "", *, multipart_threshold: int = 16 << 20,
         server_side_encryption: str | None = None, spool_dir: Path | None = None,
+        object_lock: bool = False, lock_mode: str = "GOVERNANCE", retain: dict[str, int] | None = None,
     ) -> None:
         self._client, self.bucket, self.spool_dir = client, bucket, spool_dir
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -146,9 +148,13 @@ class S3ObjectStore:
         self._native_conditional: bool | None = None  # unknown until probed
         self._bucket_checked, self._probe_lock = False, threading.Lock()
         self._key_locks = [threading.Lock() for _ in range(64)]
+        # S3 Object Lock: asked for in settings, and used only if the bucket has it enabled
+        self._object_lock_wanted, self.lock_mode = object_lock, lock_mode
+        self.retain = dict(retain or {})  # key prefix -> days each new object there is retained
+        self._object_lock: bool | None = None  # unknown until asked
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> S3ObjectStore:
+    def from_settings(cls, settings: Settings, *, retain: dict[str, int] | None = None) -> S3ObjectStore:
         """Build the client once. Without ``s3_access_key`` boto3's default chain applies
         (environment, instance role). Timeouts and bounded retries turn an outage into a quick
         ``StoreUnavailable``, not a hang; path-style addressing suits MinIO and SeaweedFS."""
@@ -165,6 +171,7 @@ class S3ObjectStore:
         return cls(
             client, url.netloc, url.path, multipart_threshold=settings.s3_multipart_threshold,
             server_side_encryption=settings.s3_server_side_encryption, spool_dir=settings.spool_dir,
+            object_lock=settings.s3_object_lock, lock_mode=settings.s3_object_lock_mode, retain=retain,
         )
 
     def _quietly(self, call: Any, **params: Any) -> None:  # clean-up: log, never mask the cause
@@ -239,7 +246,39 @@ class S3ObjectStore:
         }
         if self.server_side_encryption:
             params["ServerSideEncryption"] = self.server_side_encryption
+        days = next((d for prefix, d in self.retain.items() if full[len(self.prefix):].startswith(prefix)), 0)
+        if days and self.supports_object_lock:
+            params["ObjectLockMode"] = self.lock_mode
+            params["ObjectLockRetainUntilDate"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)
         return params
+
+    # -- S3 Object Lock (write once, read many) -----------------------------------------------
+    @property
+    def supports_object_lock(self) -> bool:
+        """Whether objects can be locked: Object Lock asked for and enabled on the bucket."""
+        if not self._object_lock_wanted:
+            return False
+        if self._object_lock is None:
+            try:
+                config = self._client.get_object_lock_configuration(Bucket=self.bucket)
+                self._object_lock = config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+            except ClientError as exc:
+                if _code(exc)[1] >= 500:
+                    raise self._translate(exc, self.bucket) from exc
+                self._object_lock = False  # ObjectLockConfigurationNotFoundError, or not implemented
+            except _VENDOR_ERRORS as exc:
+                raise self._translate(exc, self.bucket) from exc
+            if not self._object_lock:
+                log.warning("S3 Object Lock is configured but bucket %s does not have it: not used", self.bucket)
+        return self._object_lock
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        """Put the object's current version under a legal hold (no one can delete or overwrite
+        that version until it is released), or release it."""
+        with self._errors(key):
+            self._client.put_object_legal_hold(
+                Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
+            )
 
     def _put_single(self, full: str, key: str, data: bytes, media: str, cond: bool) -> StoredObject:
         digest = hashlib.sha256(data).digest()
@@ -398,6 +437,8 @@ class S3ObjectStore:
         if not self._bucket_missing():
             return False
         params: dict[str, Any] = {"Bucket": self.bucket}
+        if self._object_lock_wanted:  # only at creation: S3 cannot add it to a bucket later
+            params["ObjectLockEnabledForBucket"] = True
         region = self._client.meta.region_name
         if region and region != "us-east-1":
             params["CreateBucketConfiguration"] = {"LocationConstraint": region}
