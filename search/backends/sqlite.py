@@ -59,6 +59,36 @@ def _fts_match(text: str) -> str:
     return " AND ".join(f'"{t}"*' for t in terms)
 
 
+#: ``PRAGMA user_version`` from which each instances_fts row has the rowid of its instance, so that
+#: replacing or deleting one finds its text by rowid; before, by the unindexed uid column, which
+#: scanned the whole text table on every upload (quadratic as the index grew)
+_FTS_SHARES_ROWID = 1
+
+
+def _delete_text(conn: sqlite3.Connection, uid: object) -> None:
+    found = conn.execute('SELECT rowid FROM instances WHERE "SOPInstanceUID" = ?', (uid,)).fetchone()
+    if found is not None:
+        conn.execute("DELETE FROM instances_fts WHERE rowid = ?", (found[0],))
+
+
+def _reindex_text(conn: sqlite3.Connection) -> None:
+    """Make the free-text table again from the instances, keyed by their rowids (a database
+    written before ``_FTS_SHARES_ROWID``), in one transaction."""
+    with conn:
+        conn.execute("DELETE FROM instances_fts")
+        last = -1
+        while True:
+            rows = conn.execute("SELECT rowid AS _rowid, * FROM instances WHERE rowid > ? ORDER BY rowid LIMIT 1000", (last,)).fetchall()
+            if not rows:
+                break
+            conn.executemany(
+                "INSERT INTO instances_fts (rowid, uid, body) VALUES (?, ?, ?)",
+                [(r["_rowid"], r["SOPInstanceUID"], fold(_fts_body(dict(r)))) for r in rows],
+            )
+            last = rows[-1]["_rowid"]
+        conn.execute(f"PRAGMA user_version = {_FTS_SHARES_ROWID}")
+
+
 class SQLiteIndex:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -102,6 +132,8 @@ class SQLiteIndex:
                 if name not in existing:
                     conn.execute(f'ALTER TABLE instances ADD COLUMN "{name}" {"INTEGER" if name in _INT_FIELDS else "TEXT"}')
             conn.executescript(_SCHEMA)
+            if conn.execute("PRAGMA user_version").fetchone()[0] < _FTS_SHARES_ROWID:
+                _reindex_text(conn)
 
         with self._write_lock:
             self._run(go)
@@ -110,9 +142,9 @@ class SQLiteIndex:
         n = 0
         for doc in docs:
             uid = doc["SOPInstanceUID"]
-            conn.execute(_INSERT, [doc.get(f) for f in ALL_FIELDS])
-            conn.execute("DELETE FROM instances_fts WHERE uid = ?", (uid,))
-            conn.execute("INSERT INTO instances_fts (uid, body) VALUES (?, ?)", (uid, fold(_fts_body(doc))))
+            _delete_text(conn, uid)
+            row = conn.execute(_INSERT, [doc.get(f) for f in ALL_FIELDS]).lastrowid
+            conn.execute("INSERT INTO instances_fts (rowid, uid, body) VALUES (?, ?, ?)", (row, uid, fold(_fts_body(doc))))
             n += 1
         return n
 
@@ -138,8 +170,8 @@ class SQLiteIndex:
     def delete(self, sop_instance_uid: str) -> None:
         def go(conn: sqlite3.Connection) -> None:
             with conn:
+                _delete_text(conn, sop_instance_uid)
                 conn.execute('DELETE FROM instances WHERE "SOPInstanceUID" = ?', (sop_instance_uid,))
-                conn.execute("DELETE FROM instances_fts WHERE uid = ?", (sop_instance_uid,))
 
         with self._write_lock:
             self._run(go)
@@ -249,6 +281,6 @@ def _where(query: InstanceQuery) -> tuple[str, list[object]]:
     if query.text.strip():
         match = _fts_match(query.text)
         if match:
-            clauses.append('"SOPInstanceUID" IN (SELECT uid FROM instances_fts WHERE instances_fts MATCH ?)')
+            clauses.append("rowid IN (SELECT rowid FROM instances_fts WHERE instances_fts MATCH ?)")
             params.append(match)
     return " AND ".join(clauses), params
