@@ -26,6 +26,9 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 100
 
 
+MAX_BOUNDARY = 70  # RFC 2046 section 5.1.1
+
+
 @dataclass
 class _Part:
     name: str = ""
@@ -57,6 +60,8 @@ async def receive_form(
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise InvalidInput("the request must be multipart/form-data with a boundary", field="content-type")
+    if len(boundary) > MAX_BOUNDARY:  # python-multipart refuses over 256 with an error of its own (was a 500)
+        raise InvalidInput(f"the multipart boundary is longer than {MAX_BOUNDARY} characters (RFC 2046)", field="content-type")
     fields: dict[str, str] = {}
     files: dict[str, list[IncomingFile]] = {}
     current = _Part()
@@ -130,7 +135,7 @@ async def receive_form(
             except UnicodeDecodeError:
                 raise InvalidInput(f"form field {current.name!r} is not UTF-8 text", field=current.name) from None
 
-    parser = MultipartParser(
+    parser = MultipartParser(  # never raises now: the boundary was checked above
         boundary,
         {
             "on_part_begin": on_part_begin,

@@ -274,3 +274,13 @@ def test_append_to_an_existing_study(client):
     second = upload(client, ("b.jpg", imagegen.jpeg(imagegen.photo(64, 48, seed=21))), study_uid=study).json()
     assert second["study_instance_uid"] == study
     assert second["files"][0]["study_instance_uid"] == study
+
+
+def test_a_boundary_longer_than_rfc_2046_allows_is_422(client):
+    # found by fuzzing (harness multipart_form): python-multipart raised in its constructor for a
+    # boundary over 256 characters, outside the handling of malformed bodies, and the answer was 500
+    for boundary in ("b" * 71, "\\\\" * 160):
+        response = client.post("/api/v1/images", content=b"--" + boundary.encode() + b"--\r\n",
+                               headers={"content-type": f'multipart/form-data; boundary="{boundary}"'})  # fmt: skip
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == "content-type"
