@@ -101,10 +101,10 @@ def ingest_dicom(
             if prepared and patient_id != prepared[0][1].instance.patient_id:
                 raise InvalidInput(f"{incoming.filename}: one upload is for one patient; this file is for another", field="file")
             prepared.append((incoming, item))
-        for _, item in prepared:
-            ingestor.repository.check_can_store(item.instance)
+        found = [ingestor.repository.check_can_store(item.instance) for _, item in prepared]
         results = [
-            FileResult(f.filename, ingestor.repository.store_instance(item.instance), DICOM) for f, item in prepared
+            FileResult(f.filename, known or ingestor.repository.store_instance(item.instance, known_absent=True), DICOM)
+            for (f, item), known in zip(prepared, found)
         ]
     finally:
         for _, item in prepared:

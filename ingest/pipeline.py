@@ -93,9 +93,11 @@ class Ingestor:
                 media = prepare_media(self, incoming, sha, size, context, study_uid, number, route, now, spool,
                                       batch=list(zip(files, digests)), fields=fields)  # video, PDF (ingest/media.py)
                 prepared.append(media or self._prepare(incoming, sha, size, context, study_uid, series_uid, number, route, now, spool))
-            for _, item, _ in prepared:
-                self.repository.check_can_store(item)
-            results = [FileResult(f.filename, self.repository.store_instance(item), media) for f, item, media in prepared]
+            found = [self.repository.check_can_store(item) for _, item, _ in prepared]
+            results = [
+                FileResult(f.filename, known or self.repository.store_instance(item, known_absent=True), media)
+                for (f, item, media), known in zip(prepared, found)
+            ]
         finally:
             for _, item, _ in prepared:
                 item.path.unlink(missing_ok=True)

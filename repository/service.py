@@ -182,8 +182,11 @@ class Repository:
         self.last_reindex: ReindexReport | None = None
 
     # -- writing -----------------------------------------------------------------------------
-    def store_instance(self, item: PreparedInstance) -> StoreOutcome:
-        existing = self._existing(item)
+    def store_instance(self, item: PreparedInstance, *, known_absent: bool = False) -> StoreOutcome:
+        """Store ``item`` (or answer the instance already stored). ``known_absent``: the caller's
+        :meth:`check_can_store` found no such instance moments ago, so it is not looked up twice
+        (on S3 a lookup is a request); a concurrent upload is still caught by the locator."""
+        existing = None if known_absent else self._existing(item)
         if existing is not None:
             return existing
         key = keys.instance_key(item.study_instance_uid, item.series_instance_uid, item.sop_instance_uid)
@@ -206,9 +209,10 @@ class Repository:
         indexed = self._index_stored(item.path, stored, marker)
         return StoreOutcome("created", item.sop_instance_uid, item.study_instance_uid, item.series_instance_uid, key, indexed)
 
-    def check_can_store(self, item: PreparedInstance) -> None:
-        """Raise ``Conflict`` now if storing ``item`` would be refused (batch preflight)."""
-        self._existing(item)
+    def check_can_store(self, item: PreparedInstance) -> StoreOutcome | None:
+        """Raise ``Conflict`` now if storing ``item`` would be refused (batch preflight); returns
+        the instance when it is already stored."""
+        return self._existing(item)
 
     def _marker_body(self, key: str) -> bytes:
         return json.dumps({"key": key, "created": self._clock()}).encode()

@@ -204,30 +204,35 @@ class S3ObjectStore:
         self, key: str, source: BinaryIO | bytes, *, media_type: str = DICOM_MEDIA_TYPE,
         if_none_match: bool = False,
     ) -> StoredObject:
-        full = self._key(key)
-        if not self._bucket_checked:
-            self.ping()
-            self._bucket_checked = True
-        if not if_none_match:
-            return self._write(full, key, as_stream(source), media_type, False)
-        with self._key_locks[hash(full) % len(self._key_locks)]:
-            native = self.conditional_writes_native()
-            if not native and self.exists(key):
-                raise AlreadyExists(f"object {key} exists")
-            return self._write(full, key, as_stream(source), media_type, native)
+        return self._put(key, as_stream(source), media_type, if_none_match, None)
 
     def put_file(
         self, key: str, path: Path, *, sha256: str, media_type: str = DICOM_MEDIA_TYPE,
         if_none_match: bool = False,
     ) -> StoredObject:
+        """Upload the file with the digest its writer computed (not hashed again here); S3
+        checks it against the bytes it receives, end to end."""
         with path.open("rb") as handle:
-            return self.put(key, handle, media_type=media_type, if_none_match=if_none_match)
+            return self._put(key, handle, media_type, if_none_match, sha256)
 
-    def _write(self, full: str, key: str, stream: BinaryIO, media: str, cond: bool) -> StoredObject:
+    def _put(self, key: str, stream: BinaryIO, media: str, if_none_match: bool, digest: str | None) -> StoredObject:
+        full = self._key(key)
+        if not self._bucket_checked:
+            self.ping()
+            self._bucket_checked = True
+        if not if_none_match:
+            return self._write(full, key, stream, media, False, digest)
+        with self._key_locks[hash(full) % len(self._key_locks)]:
+            native = self.conditional_writes_native()
+            if not native and self.exists(key):
+                raise AlreadyExists(f"object {key} exists")
+            return self._write(full, key, stream, media, native, digest)
+
+    def _write(self, full: str, key: str, stream: BinaryIO, media: str, cond: bool, known: str | None = None) -> StoredObject:
         start = _tell(stream)
         head = _read_up_to(stream, self.multipart_threshold + 1)
         if len(head) <= self.multipart_threshold:
-            return self._put_single(full, key, head, media, cond)
+            return self._put_single(full, key, head, media, cond, known)
         spooled = start is None
         with tempfile.TemporaryFile(dir=self.spool_dir) if spooled else nullcontext(stream) as body:
             if spooled:  # a stream goes to disk, so that it can be hashed and then read again
@@ -280,8 +285,8 @@ class S3ObjectStore:
                 Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
             )
 
-    def _put_single(self, full: str, key: str, data: bytes, media: str, cond: bool) -> StoredObject:
-        digest = hashlib.sha256(data).digest()
+    def _put_single(self, full: str, key: str, data: bytes, media: str, cond: bool, known: str | None = None) -> StoredObject:
+        digest = bytes.fromhex(known) if known else hashlib.sha256(data).digest()
         params = self._params(full, media, digest.hex())
         params.update(Body=data, ChecksumSHA256=_b64(digest))
         if cond:

@@ -320,6 +320,21 @@ class TestS3ObjectStore(ObjectStoreContract):
         store._client.meta.events.unregister("before-sign.s3.PutObject", damage)
         assert not store.exists("t/damaged")
 
+    def test_put_file_with_a_digest_that_is_not_of_its_bytes_is_refused(
+        self, store: S3ObjectStore, s3_target: S3Target, tmp_path: Any
+    ) -> None:
+        """put_file sends its writer's digest rather than hashing again: the server's check of
+        it is what catches a file that changed (or a wrong digest)."""
+        if s3_target.name == "moto":
+            pytest.skip("moto stores x-amz-checksum-sha256 without checking it")
+        path = tmp_path / "prepared.dcm"
+        path.write_bytes(b"DICM" * 500)
+        with pytest.raises(StoreUnavailable):
+            store.put_file("t/wrong-digest", path, sha256=hashlib.sha256(b"other bytes").hexdigest())
+        assert not store.exists("t/wrong-digest")
+        stored = store.put_file("t/right-digest", path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        assert stored.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
     def test_server_side_encryption_is_requested(self, s3_target: S3Target, prefix: str) -> None:
         """The header goes on PutObject and CreateMultipartUpload. A server without SSE set up
         (MinIO without KMS, SeaweedFS without a key) must refuse rather than store plain."""
