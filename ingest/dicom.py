@@ -101,11 +101,12 @@ def ingest_dicom(
             if prepared and patient_id != prepared[0][1].instance.patient_id:
                 raise InvalidInput(f"{incoming.filename}: one upload is for one patient; this file is for another", field="file")
             prepared.append((incoming, item))
-        found = [ingestor.repository.check_can_store(item.instance) for _, item in prepared]
-        results = [
-            FileResult(f.filename, known or ingestor.repository.store_instance(item.instance, known_absent=True), DICOM)
-            for (f, item), known in zip(prepared, found)
-        ]
+        repository = ingestor.repository
+        found = [repository.check_can_store(item.instance) for _, item in prepared]
+        outcomes = [known or repository.store_instance(item.instance, known_absent=True, defer_index=True)
+                    for (_, item), known in zip(prepared, found)]  # fmt: skip
+        outcomes = repository.index_deferred(outcomes)  # the batch in one index write
+        results = [FileResult(f.filename, outcome, DICOM) for (f, _), outcome in zip(prepared, outcomes)]
     finally:
         for _, item in prepared:
             item.instance.path.unlink(missing_ok=True)

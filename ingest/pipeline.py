@@ -94,10 +94,10 @@ class Ingestor:
                                       batch=list(zip(files, digests)), fields=fields)  # video, PDF (ingest/media.py)
                 prepared.append(media or self._prepare(incoming, sha, size, context, study_uid, series_uid, number, route, now, spool))
             found = [self.repository.check_can_store(item) for _, item, _ in prepared]
-            results = [
-                FileResult(f.filename, known or self.repository.store_instance(item, known_absent=True), media)
-                for (f, item, media), known in zip(prepared, found)
-            ]
+            outcomes = [known or self.repository.store_instance(item, known_absent=True, defer_index=True)
+                        for (_, item, _), known in zip(prepared, found)]  # fmt: skip
+            outcomes = self.repository.index_deferred(outcomes)  # the batch in one index write
+            results = [FileResult(f.filename, outcome, media) for (f, _, media), outcome in zip(prepared, outcomes)]
         finally:
             for _, item, _ in prepared:
                 item.path.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ pass that completes ends that early.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -81,6 +82,9 @@ class StoreOutcome:
     series_instance_uid: str
     key: str
     indexed: bool
+    #: for ``store_instance(defer_index=True)``: the index document to write with the others of
+    #: the request (``index_deferred``); its pending marker stays until then
+    deferred: dict[str, object] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -182,10 +186,13 @@ class Repository:
         self.last_reindex: ReindexReport | None = None
 
     # -- writing -----------------------------------------------------------------------------
-    def store_instance(self, item: PreparedInstance, *, known_absent: bool = False) -> StoreOutcome:
+    def store_instance(self, item: PreparedInstance, *, known_absent: bool = False, defer_index: bool = False) -> StoreOutcome:
         """Store ``item`` (or answer the instance already stored). ``known_absent``: the caller's
         :meth:`check_can_store` found no such instance moments ago, so it is not looked up twice
-        (on S3 a lookup is a request); a concurrent upload is still caught by the locator."""
+        (on S3 a lookup is a request); a concurrent upload is still caught by the locator.
+        ``defer_index``: stored and marked pending, its index document kept in the outcome for
+        :meth:`index_deferred` to write with the other instances of the request, in one go
+        (Elasticsearch then publishes them with one refresh, not one each)."""
         existing = None if known_absent else self._existing(item)
         if existing is not None:
             return existing
@@ -206,8 +213,37 @@ class Repository:
                 if winner.key != key:
                     self.store.delete(key)
                 return winner
+        if defer_index:
+            with item.path.open("rb") as handle:  # read now: the spool file goes with the request
+                document = document_from_dataset(read_header(handle), stored)
+            return StoreOutcome("created", item.sop_instance_uid, item.study_instance_uid, item.series_instance_uid,
+                                key, False, document)  # fmt: skip
         indexed = self._index_stored(item.path, stored, marker)
         return StoreOutcome("created", item.sop_instance_uid, item.study_instance_uid, item.series_instance_uid, key, indexed)
+
+    def index_deferred(self, outcomes: list[StoreOutcome]) -> list[StoreOutcome]:
+        """Index the instances stored with ``defer_index`` in one write and drop their pending
+        markers; if the index is unavailable, they stay pending for the reconciler (as one
+        instance would). Returns the outcomes, with ``indexed`` set where it now is."""
+        waiting = [o for o in outcomes if o.deferred is not None]
+        if not waiting or time.monotonic() < self._index_down_until:
+            return outcomes
+        try:
+            documents = [o.deferred for o in waiting if o.deferred is not None]
+            if len(documents) == 1:
+                self.index.upsert(documents[0])
+            else:
+                self.index.upsert_many(documents)
+        except IndexUnavailable as exc:
+            log.warning("index unavailable, %d instances stay pending: %s", len(waiting), exc)
+            with self._breaker_lock:
+                self._index_down_until = time.monotonic() + self.index_retry_seconds
+            for o in waiting:
+                self._keep_marker(keys.pending_key(o.sop_instance_uid), o.key)
+            return outcomes
+        for o in waiting:
+            self.store.delete(keys.pending_key(o.sop_instance_uid))
+        return [dataclasses.replace(o, indexed=True, deferred=None) if o.deferred is not None else o for o in outcomes]
 
     def check_can_store(self, item: PreparedInstance) -> StoreOutcome | None:
         """Raise ``Conflict`` now if storing ``item`` would be refused (batch preflight); returns

@@ -103,6 +103,41 @@ def test_ten_instances_three_invalid_seven_stored_and_searchable(client, service
     assert len(stored_instances(services)) == 7
 
 
+def test_stow_indexes_its_instances_in_one_write_and_they_are_searchable(client, services, monkeypatch):
+    index = services.repository.index.wrapped
+    writes: list[int] = []
+    real = index.upsert_many
+
+    def counted(docs):  # type: ignore[no-untyped-def]
+        docs = list(docs)
+        writes.append(len(docs))
+        return real(docs)
+
+    monkeypatch.setattr(index, "upsert_many", counted)
+    monkeypatch.setattr(index, "upsert", lambda doc: writes.append(1))  # must not be used for a batch
+    ds = [dicomgen.photo_dataset(patient_id=NHS_B) for _ in range(4)]
+    response = stow(client, [dicomgen.part10(d) for d in ds])
+    assert response.status_code == 200
+    assert writes == [4]  # one index write (on Elasticsearch, one refresh), not four
+    assert not list(services.repository.store.iter_keys("pending-index/"))
+    found = client.get("/dicomweb/instances", params={"PatientID": NHS_B}, headers={"Accept": JSON}).json()
+    assert sorted(values(i, "00080018")[0] for i in found) == sorted(d.SOPInstanceUID for d in ds)
+
+
+def test_stow_with_the_index_down_stores_everything_pending_and_answers_202(client, services, monkeypatch):
+    from repository.errors import IndexUnavailable
+
+    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise IndexUnavailable("index is down")
+
+    monkeypatch.setattr(services.repository.index.wrapped, "upsert_many", down)
+    ds = [dicomgen.photo_dataset() for _ in range(3)]
+    response = stow(client, [dicomgen.part10(d) for d in ds])
+    assert response.status_code == 202
+    assert sorted(referenced(response)) == sorted(d.SOPInstanceUID for d in ds)
+    assert len(list(services.repository.store.iter_keys("pending-index/"))) == 3  # the reconciler's
+
+
 def test_stow_where_nothing_is_stored_is_409(client, services):
     response = stow(client, [b"junk", dicomgen.photo_file(sop_class=dicomgen.CT_IMAGE)])
     assert response.status_code == 409

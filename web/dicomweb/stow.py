@@ -82,22 +82,31 @@ class Stow:
         self.provenance = Provenance("stowrs", trust=trust, specialty=specialty)
         self.outcome = StowOutcome()
         self._audit: dict[str, tuple[set[str], list[str]]] = {}
+        self._deferred: list[tuple[PreparedDicom, Any, tuple[dcm.Coercion, ...]]] = []  # stored, to index
 
     # -- entry point -------------------------------------------------------------------------
     def run(self, received: ReceivedRelated) -> StowOutcome:
-        if received.type == DICOM:
-            for part in received.parts:
-                if part.media_type not in (DICOM, "application/octet-stream"):
-                    self._other_failure(dcm.SOP_CLASS_NOT_SUPPORTED, f"part {part.number} is {part.media_type}, not {DICOM}")
-                    continue
-                self._store_bytes(part.read(), part.sha256, part.number, Provenance(**{**self.provenance.__dict__}))
-        elif received.type == DICOM_JSON:
-            self._store_json(received.parts)
-        else:
-            raise UnsupportedMediaType(
-                f"STOW-RS accepts multipart/related with type {DICOM} or {DICOM_JSON}, not {received.type or 'nothing'}",
-                field="content-type",
-            )
+        try:
+            if received.type == DICOM:
+                for part in received.parts:
+                    if part.media_type not in (DICOM, "application/octet-stream"):
+                        self._other_failure(dcm.SOP_CLASS_NOT_SUPPORTED, f"part {part.number} is {part.media_type}, not {DICOM}")
+                        continue
+                    self._store_bytes(part.read(), part.sha256, part.number, Provenance(**{**self.provenance.__dict__}))
+            elif received.type == DICOM_JSON:
+                self._store_json(received.parts)
+            else:
+                raise UnsupportedMediaType(
+                    f"STOW-RS accepts multipart/related with type {DICOM} or {DICOM_JSON}, not {received.type or 'nothing'}",
+                    field="content-type",
+                )
+        finally:
+            # The request's instances are indexed together: one write and, on Elasticsearch, one
+            # refresh, instead of one each (a batch of ten waited for ten refreshes under load).
+            # Also when a later part ended the request: what was stored is made searchable.
+            indexed = self.services.repository.index_deferred([outcome for _, outcome, _ in self._deferred])
+            for (prepared, _, coercions), outcome in zip(self._deferred, indexed):
+                self._stored(prepared, outcome.indexed, coercions)
         self._record_audit()
         return self.outcome
 
@@ -114,14 +123,14 @@ class Stow:
                 self._failed(exc, number)
                 return
             try:
-                outcome = self.services.repository.store_instance(prepared.instance)
+                outcome = self.services.repository.store_instance(prepared.instance, defer_index=True)
             except Exception as exc:  # noqa: BLE001
                 _tag(exc, prepared.sop_class_uid, prepared.instance.sop_instance_uid)
                 self._failed(exc, number)
                 return
         finally:
             out.unlink(missing_ok=True)
-        self._stored(prepared, outcome.indexed, coercions)
+        self._deferred.append((prepared, outcome, coercions))
 
     def _stored(self, prepared: PreparedDicom, indexed: bool, extra: tuple[dcm.Coercion, ...]) -> None:
         item = prepared.instance
