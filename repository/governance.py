@@ -26,7 +26,6 @@ from repository.rewrite import rewrite_header
 from repository.service import Repository
 from repository.uids import uid_from
 
-HOLDS = "governance/holds/"
 DELETIONS = "governance/deletions/"
 
 ADULT_YEARS = 8
@@ -173,7 +172,7 @@ class Governance:
 
     def hold(self, patient_id: str) -> dict[str, str] | None:
         try:
-            with self.repository.store.open(f"{HOLDS}{patient_id}.json") as handle:
+            with self.repository.store.open(keys.hold_key(patient_id)) as handle:
                 return json.loads(handle.read())  # type: ignore[no-any-return]
         except NotFound:
             return None
@@ -183,13 +182,13 @@ class Governance:
             raise InvalidInput("say why the records are held (a case or inquiry reference)", field="reason")
         hold = {"patient_id": patient_id, "by": by, "reason": reason.strip()[:500],
                 "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
-        self.repository.store.put(f"{HOLDS}{patient_id}.json", json.dumps(hold).encode(), media_type="application/json")
+        self.repository.store.put(keys.hold_key(patient_id), json.dumps(hold).encode(), media_type="application/json")
         self._lock_objects(patient_id, True)
         return hold
 
     def release_hold(self, patient_id: str) -> None:
         self._lock_objects(patient_id, False)
-        self.repository.store.delete(f"{HOLDS}{patient_id}.json")
+        self.repository.store.delete(keys.hold_key(patient_id))
 
     def _lock_objects(self, patient_id: str, on: bool) -> None:
         """Where the store has S3 Object Lock, a legal hold is also set on every stored object of
@@ -200,7 +199,7 @@ class Governance:
             return
         from search.query import InstanceQuery
 
-        keys_held = [f"{HOLDS}{patient_id}.json"]
+        keys_held = [keys.hold_key(patient_id)]
         offset = 0
         while True:
             page = self.repository.index.search(InstanceQuery(patient_id=patient_id, limit=500, offset=offset, facets=()))

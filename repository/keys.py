@@ -5,6 +5,7 @@ enough to rebuild everything else (DECISIONS.md 1).
     locators/{SOPInstanceUID}           -> the instance key (claimed with create-if-absent)
     pending-index/{SOPInstanceUID}      -> durable "stored but not yet indexed" marker
     derived/{SOPInstanceUID}/{name}     -> cached renditions (rendered.jpg, thumbnail.jpg)
+    governance/holds/{PatientID}.json   -> a legal hold on the patient's records
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ STUDIES = "studies/"
 LOCATORS = "locators/"
 PENDING = "pending-index/"
 DERIVED = "derived/"
+HOLDS = "governance/holds/"
 INSTANCE_SUFFIX = ".dcm"
 
 # PS3.5 9.1: digits and dots, no empty component, no leading zero in a component ("0" alone is
@@ -51,6 +53,10 @@ def locator_key(sop_uid: str) -> str:
 
 def pending_key(sop_uid: str) -> str:
     return PENDING + _checked(sop_uid)
+
+
+def hold_key(patient_id: str) -> str:
+    return f"{HOLDS}{patient_id}.json"
 
 
 def derived_key(sop_uid: str, name: str) -> str:

@@ -213,6 +213,8 @@ class Repository:
                 if winner.key != key:
                     self.store.delete(key)
                 return winner
+        if self.store.supports_object_lock and self.store.exists(keys.hold_key(item.patient_id)):
+            self.store.set_legal_hold(key, True)  # a held patient's new images are locked too
         if defer_index:
             with item.path.open("rb") as handle:  # read now: the spool file goes with the request
                 document = document_from_dataset(read_header(handle), stored)

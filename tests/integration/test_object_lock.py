@@ -103,9 +103,14 @@ def test_a_legal_hold_locks_the_patients_objects_until_released(locked):
     (version,) = versions(bucket, key)
     with pytest.raises(ClientError, match="WORM|AccessDenied|InvalidRequest"):
         client.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    later = services.ingestor.ingest([IncomingFile(_photo(services), "b.jpg")], patient_fields(), route="api")
+    later_key = "ologies/" + later.files[0].outcome.key
+    assert later.files[0].outcome.status == "created" and later_key != key
+    assert _hold(client, bucket, later_key) == {"Status": "ON"}  # uploaded while held: locked too
 
     Governance(services.repository).release_hold(NHS_A)
     assert _hold(client, bucket, key) == {"Status": "OFF"}
+    assert _hold(client, bucket, later_key) == {"Status": "OFF"}
     client.delete_object(Bucket=bucket, Key=key, VersionId=version)  # an instance is not retained
 
 
@@ -125,8 +130,9 @@ def test_a_bucket_without_object_lock_is_used_as_before(tmp_path):
 
 
 def _photo(services):  # type: ignore[no-untyped-def]
+    """A photograph of its own each time (a repeat would be the same instance)."""
     path = services.settings.spool_dir / f"{uuid.uuid4().hex}.jpg"
-    path.write_bytes(jpeg(photo(320, 240)))
+    path.write_bytes(jpeg(photo(320, 240, seed=uuid.uuid4().int % 10_000)))
     return path
 
 
