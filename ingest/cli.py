@@ -9,7 +9,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from repository.errors import (
@@ -53,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prepare_multiprocess_metrics()  # before prometheus_client is imported here or in a worker
     import uvicorn
 
-    from web.observability import configure_logging, start_metrics_exporter
+    from web.observability import configure_logging
 
     settings = _settings(args)  # validate once here, so a bad setting fails before any worker
     configure_logging(level=settings.log_level, json=settings.log_format == "json")
@@ -84,30 +85,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             sidecar = sidecar_target(lambda: _run_sidecar(settings, dimse_port, metrics_port))
         modules = backend_modules(settings.store_url, settings.index_url)
         return serve_prefork(uvicorn_config, workers, sidecar=sidecar, preload_modules=modules)
-    listener = None
-    if dimse_port:
-        from ingest.dimse import DimseListener
-        from web.services import Services
-
-        listener = DimseListener(Services.build(settings))
-        listener.start(port=dimse_port)
-    exporter = None
-    if metrics_port:  # every worker's metrics, on a port of its own
-        exporter = start_metrics_exporter(settings.metrics_host, metrics_port, settings)
-    try:
+    with _beside_the_web(settings, dimse_port, metrics_port):
         uvicorn.run(**uvicorn_config)
-    finally:
-        if listener is not None:
-            listener.stop()
-        if exporter is not None:
-            exporter.shutdown()
     return 0
 
 
-def _run_sidecar(settings, dimse_port: int | None, metrics_port: int | None) -> None:  # type: ignore[no-untyped-def]
-    """The DICOM listener and the metrics exporter of a pre-forked server, until interrupted."""
-    import threading
-
+@contextmanager
+def _beside_the_web(settings, dimse_port: int | None, metrics_port: int | None) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """The DICOM listener and the exporter of every worker's metrics, while the block runs (in the
+    server's own process, or in the child of a pre-forked one)."""
     from web.observability import start_metrics_exporter
 
     listener = exporter = services = None
@@ -121,7 +107,7 @@ def _run_sidecar(settings, dimse_port: int | None, metrics_port: int | None) -> 
             listener.start(port=dimse_port)
         if metrics_port:
             exporter = start_metrics_exporter(settings.metrics_host, metrics_port, settings)
-        threading.Event().wait()
+        yield
     finally:
         if listener is not None:
             listener.stop()
@@ -129,6 +115,14 @@ def _run_sidecar(settings, dimse_port: int | None, metrics_port: int | None) -> 
             exporter.shutdown()
         if services is not None:
             services.close()
+
+
+def _run_sidecar(settings, dimse_port: int | None, metrics_port: int | None) -> None:  # type: ignore[no-untyped-def]
+    """The sidecar child of a pre-forked server: listener and exporter until interrupted."""
+    import threading
+
+    with _beside_the_web(settings, dimse_port, metrics_port):
+        threading.Event().wait()
 
 
 def cmd_dimse(args: argparse.Namespace) -> int:

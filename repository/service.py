@@ -43,7 +43,7 @@ from repository import keys
 from repository.errors import AlreadyExists, Conflict, IndexUnavailable, NotFound, StoreUnavailable
 from repository.hashing import sha256_of_stream
 from repository.private_tags import get_private
-from repository.store import DICOM_MEDIA_TYPE, ObjectStore, StoredObject
+from repository.store import DICOM_MEDIA_TYPE, ObjectStore
 from search.document import document_from_dataset
 from search.index import SearchIndex
 
@@ -215,13 +215,11 @@ class Repository:
                 return winner
         if self.store.supports_object_lock and self.store.exists(keys.hold_key(item.patient_id)):
             self.store.set_legal_hold(key, True)  # a held patient's new images are locked too
-        if defer_index:
-            with item.path.open("rb") as handle:  # read now: the spool file goes with the request
-                document = document_from_dataset(read_header(handle), stored)
-            return StoreOutcome("created", item.sop_instance_uid, item.study_instance_uid, item.series_instance_uid,
-                                key, False, document)  # fmt: skip
-        indexed = self._index_stored(item.path, stored, marker)
-        return StoreOutcome("created", item.sop_instance_uid, item.study_instance_uid, item.series_instance_uid, key, indexed)
+        with item.path.open("rb") as handle:  # read now: the spool file goes with the request
+            document = document_from_dataset(read_header(handle), stored)
+        outcome = StoreOutcome("created", item.sop_instance_uid, item.study_instance_uid, item.series_instance_uid,
+                               key, False, document)  # fmt: skip
+        return outcome if defer_index else self.index_deferred([outcome])[0]
 
     def index_deferred(self, outcomes: list[StoreOutcome]) -> list[StoreOutcome]:
         """Index the instances stored with ``defer_index`` in one write and drop their pending
@@ -230,14 +228,14 @@ class Repository:
         waiting = [o for o in outcomes if o.deferred is not None]
         if not waiting or time.monotonic() < self._index_down_until:
             return outcomes
+        documents = [cast(dict[str, object], o.deferred) for o in waiting]
         try:
-            documents = [o.deferred for o in waiting if o.deferred is not None]
             if len(documents) == 1:
                 self.index.upsert(documents[0])
             else:
                 self.index.upsert_many(documents)
         except IndexUnavailable as exc:
-            log.warning("index unavailable, %d instances stay pending: %s", len(waiting), exc)
+            log.warning("index unavailable, %d instance(s) stay pending (first %s): %s", len(waiting), waiting[0].key, exc)
             with self._breaker_lock:
                 self._index_down_until = time.monotonic() + self.index_retry_seconds
             for o in waiting:
@@ -254,22 +252,6 @@ class Repository:
 
     def _marker_body(self, key: str) -> bytes:
         return json.dumps({"key": key, "created": self._clock()}).encode()
-
-    def _index_stored(self, path: Path, stored: StoredObject, marker: str) -> bool:
-        if time.monotonic() < self._index_down_until:
-            return False  # the index failed moments ago: leave it to the reconciler (marker stays)
-        try:
-            with path.open("rb") as handle:
-                header = read_header(handle)
-            self.index.upsert(document_from_dataset(header, stored))
-        except IndexUnavailable as exc:
-            log.warning("index unavailable, %s stays pending: %s", stored.key, exc)
-            with self._breaker_lock:
-                self._index_down_until = time.monotonic() + self.index_retry_seconds
-            self._keep_marker(marker, stored.key)
-            return False
-        self.store.delete(marker)
-        return True
 
     def _keep_marker(self, marker: str, key: str) -> None:
         """Re-write the marker if it has gone: a reconciler elsewhere may have dropped it as

@@ -13,6 +13,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -68,17 +69,10 @@ class FilesystemObjectStore:
     ) -> StoredObject:
         target = self._path(key)
         fd, tmp = self._temporary(target, key, lambda folder: tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=folder))
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                size, digest = copy_and_hash(as_stream(source), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise self._translate(exc, key) from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with self._discarded_on_failure(tmp, key), os.fdopen(fd, "wb") as handle:
+            size, digest = copy_and_hash(as_stream(source), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         self._place(tmp, target, key, if_none_match)
         return StoredObject(key, size, digest, media_type)
 
@@ -101,23 +95,26 @@ class FilesystemObjectStore:
         except OSError as exc:
             raise self._translate(exc, key) from exc
 
-        def link(folder: Path) -> tuple[None, str]:
+        def link(folder: Path) -> tuple[bool, str]:
             name = str(folder / f"{_TEMP_PREFIX}{uuid.uuid4().hex}")
-            os.link(path, name)
-            return None, name
+            try:
+                os.link(path, name)
+            except OSError as exc:
+                if exc.errno not in _CANNOT_LINK:
+                    raise
+                return False, name
+            return True, name
 
-        try:
-            _, tmp = self._temporary(target, key, link)
-        except StoreUnavailable as exc:
-            if not isinstance(exc.__cause__, OSError) or exc.__cause__.errno not in _CANNOT_LINK:
-                raise
+        linked, tmp = self._temporary(target, key, link)
+        if not linked:
             with path.open("rb") as handle:  # another filesystem, or one without hard links
                 return self.put(key, handle, media_type=media_type, if_none_match=if_none_match)
         self._place(tmp, target, key, if_none_match)
         return StoredObject(key, size, sha256, media_type)
 
     def _temporary(self, target: Path, key: str, make):  # type: ignore[no-untyped-def]
-        """A temporary name beside ``target`` made by ``make(folder)``; (handle, path)."""
+        """A temporary name beside ``target`` made by ``make(folder)``, which returns (anything,
+        name); returns (that thing, the name as a path), retrying if the folder is tidied away."""
         for attempt in range(5):
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -134,17 +131,22 @@ class FilesystemObjectStore:
 
     def _place(self, tmp: Path, target: Path, key: str, if_none_match: bool) -> None:
         """Give the finished temporary file its name, atomically, and make the name durable."""
-        try:
+        with self._discarded_on_failure(tmp, key):
             if if_none_match:
-                # link() fails if the name exists: an atomic create-if-absent.
-                os.link(tmp, target)
+                try:  # link() fails if the name exists: an atomic create-if-absent
+                    os.link(tmp, target)
+                except FileExistsError:
+                    raise AlreadyExists(f"object {key} already exists") from None
                 tmp.unlink()
             else:
                 os.replace(tmp, target)
             _fsync_dir(target.parent)
-        except FileExistsError:
-            tmp.unlink(missing_ok=True)
-            raise AlreadyExists(f"object {key} already exists") from None
+
+    @contextmanager
+    def _discarded_on_failure(self, tmp: Path, key: str) -> Iterator[None]:
+        """Remove the temporary file if anything fails, reporting an OS error as the store's."""
+        try:
+            yield
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise self._translate(exc, key) from exc
