@@ -1,4 +1,4 @@
-"""Accept headers (RFC 9110 12.5.1, PS3.18 8.7) and single byte ranges (RFC 9110 14.2)."""
+"""Accept headers (RFC 9110 12.5.1, PS3.18 8.7). Byte ranges are in ``web.ranges``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from converters import dicom as dcm
+from converters.iods.media import VIDEO_TRANSFER_SYNTAXES
 from repository.errors import NotAcceptable
 
 EXPLICIT_VR_LE = dcm.EXPLICIT_VR_LE
@@ -19,6 +20,9 @@ FRAME_MEDIA_TYPES: dict[str, str] = {
     dcm.JPEG_2000: "image/jp2",
     dcm.RLE_LOSSLESS: "image/x-dicom-rle",
 }
+#: stored transfer syntax -> the media type of a video's Pixel Data bulk data (PS3.18 8.7.3):
+#: our MPEG-4 AVC and HEVC bitstreams are MP4 files, so video/mp4 for all of them
+VIDEO_MEDIA_TYPES: dict[str, str] = dict.fromkeys(sorted(VIDEO_TRANSFER_SYNTAXES), "video/mp4")
 _ITEM = re.compile(r'(?:[^,"]|"[^"]*")+')
 _PARAM = re.compile(r';\s*([^=;\s]+)\s*=\s*("[^"]*"|[^;]*)')
 
@@ -139,38 +143,14 @@ def rendered_media(header: str | None) -> str:
     raise NotAcceptable("rendered images are available as image/jpeg or image/png")
 
 
-def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """One satisfiable ``bytes=`` range as (first, last) inclusive; None to send everything.
+def video_media(header: str | None, stored_ts: str) -> str:
+    """Negotiate a video's Pixel Data bulk data: the video itself, in its own media type.
 
-    Several ranges, or a unit other than bytes, are ignored (the whole body is sent), as RFC
-    9110 allows; a single range past the end raises ``RangeNotSatisfiable``.
+    The MP4 is all there is to offer (the encapsulated value, item tags and all, is no use to a
+    client), so ``application/octet-stream`` alone is refused rather than answered with MP4.
     """
-    if not header:
-        return None
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first_text, dash, last_text = spec.strip().partition("-")
-    if not dash:
-        return None
-    try:
-        if first_text == "":
-            length = int(last_text)
-            if length <= 0:
-                raise RangeNotSatisfiable(size)
-            return max(0, size - length), size - 1
-        first = int(first_text)
-        last = int(last_text) if last_text else size - 1
-    except ValueError:
-        return None
-    if first >= size:
-        raise RangeNotSatisfiable(size)
-    if first < 0 or first > last:
-        return None
-    return first, min(last, size - 1)
-
-
-class RangeNotSatisfiable(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"range not satisfiable for {size} bytes")
-        self.size = size
+    media = VIDEO_MEDIA_TYPES[stored_ts]
+    for r in parse_accept(header):
+        if r.media_type in ("*/*", "video/*", media) and r.transfer_syntax in (None, "*", stored_ts):
+            return media
+    raise NotAcceptable(f"the pixel data of this video is available as {media} only (transfer syntax {stored_ts})")

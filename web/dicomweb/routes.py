@@ -76,6 +76,7 @@ def capabilities(request: Request) -> JSONResponse:
             "instance-types": ['multipart/related; type="application/dicom"; transfer-syntax=* (as stored, no transcoding)'],
             "frame-types": ["as stored (image/jpeg, image/jls, image/jp2)", "application/octet-stream (decoded)"],
             "rendered-types": ["image/jpeg", "image/png"],
+            "bulkdata-types": ["application/octet-stream", "video/mp4 (the Pixel Data of a video: its MP4)"],
             "range-requests": "single byte range on bulk data",
         },
     })  # fmt: skip
@@ -275,7 +276,8 @@ def instance_metadata(study: str, series: str, sop: str, request: Request, servi
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}")
 def bulkdata(study: str, series: str, sop: str, path: str, request: Request, services: ServicesDep, caller: CallerDep) -> Response:
-    """WADO-RS: one bulk data value named by a BulkDataURI (single byte ranges supported)."""
+    """WADO-RS: one bulk data value named by a BulkDataURI (single byte ranges supported); a
+    video's Pixel Data is its MP4 (video/mp4), streamed from the store."""
     wado = _wado(request, services, caller)
     (located,) = wado.locate(study, series, sop)
     return wado.bulkdata(located, path, request.headers.get("accept"), request.headers.get("range"))

@@ -24,10 +24,12 @@ from repository import keys
 from repository.access import Action
 from repository.errors import InvalidInput, NotFound, QueryError
 from repository.guard import Caller
+from repository.media import SpanReader, bitstream_spans
 from repository.renditions import to_pil
 from repository.service import read_header
 from web.dicomweb import dicomjson, negotiation
 from web.dicomweb.multipart import new_boundary, related_content_type, stream_parts
+from web.ranges import continues_playback, ranged_response
 
 CHUNK = 1024 * 1024
 PRIVATE = "private, max-age=86400, immutable"
@@ -74,16 +76,21 @@ class Wado:
             raise NotFound("no such study or series" if series is None else "no such series")
         return sorted(found, key=lambda x: (x.series, x.sop))
 
-    def check(self, located: list[Located], action: Action, detail: str) -> list[dict[str, Any]]:
-        """Every instance must be the caller's to see; one audit record for them all."""
+    def check(self, located: list[Located], action: Action, detail: str, *, audit: bool = True) -> list[dict[str, Any]]:
+        """Every instance must be the caller's to see; one audit record for them all (unless
+        ``audit`` is False: the caller records it with ``audit`` once it knows it should)."""
         docs = [self.guard.open_instance(self.caller, x.sop, action, audit=False, detail=detail) for x in located]
+        if audit:
+            self.audit(located, docs, action, detail)
+        return docs
+
+    def audit(self, located: list[Located], docs: list[dict[str, Any]], action: Action, detail: str) -> None:
         self.guard.record(
             self.caller, "download" if action is Action.DOWNLOAD else "view",
             patient_ids=sorted({str(d.get("PatientID") or "") for d in docs}),
             study_uids=sorted({x.study for x in located}), sop_instance_uids=[x.sop for x in located],
             detail=f"DICOMweb {detail}",
         )  # fmt: skip
-        return docs
 
     def _header(self, x: Located) -> Dataset:
         with self.repository.store.open(x.key) as handle:
@@ -92,11 +99,15 @@ class Wado:
     def _dataset(self, x: Located) -> Dataset:
         return self.repository.read_instance(x.sop)
 
+    def _syntax(self, x: Located, doc: dict[str, Any]) -> str:
+        """The stored transfer syntax: from the index, or the object's header if it lacks it."""
+        return str(doc.get("TransferSyntaxUID") or "") or str(self._header(x).file_meta.TransferSyntaxUID)
+
     # -- instances -----------------------------------------------------------------------------
     def retrieve(self, located: list[Located], accept: str | None, detail: str) -> Response:
         docs = self.check(located, Action.DOWNLOAD, detail)
-        stored = [str(d.get("TransferSyntaxUID") or "") or self._header(x).file_meta.TransferSyntaxUID for x, d in zip(located, docs)]
-        syntax, single = negotiation.instance_syntax(accept, [str(s) for s in stored])
+        stored = [self._syntax(x, d) for x, d in zip(located, docs)]
+        syntax, single = negotiation.instance_syntax(accept, stored)
         store = self.repository.store
         if single and len(located) == 1:
             x = located[0]
@@ -134,7 +145,12 @@ class Wado:
 
     # -- bulk data -----------------------------------------------------------------------------
     def bulkdata(self, x: Located, path: str, accept: str | None, range_header: str | None) -> Response:
-        self.check([x], Action.VIEW, "bulk data")
+        (doc,) = self.check([x], Action.VIEW, "bulk data", audit=False)
+        if path.strip("/").upper() == "7FE00010":
+            ts = self._syntax(x, doc)
+            if ts in negotiation.VIDEO_MEDIA_TYPES:
+                return self._video(x, doc, ts, accept, range_header)
+        self.audit([x], [doc], Action.VIEW, "bulk data")
         ds = self._dataset(x)
         elem = _element_at(ds, path)
         if int(elem.tag) == 0x7FE00010:
@@ -146,6 +162,18 @@ class Wado:
             raise negotiation_error("bulk data is available as application/octet-stream")
         value = elem.value if isinstance(elem.value, (bytes, bytearray)) else bytes(elem.value or b"")
         return octet_response(bytes(value), range_header)
+
+    def _video(self, x: Located, doc: dict[str, Any], ts: str, accept: str | None, range_header: str | None) -> Response:
+        """A video's Pixel Data is the video (PS3.18 8.7.3): its MP4, read from the stored
+        fragments (pad byte excluded) as the playback route reads it, never the whole object."""
+        media = negotiation.video_media(accept, ts)
+        # audited as the playback route is: the request that starts a playback, not each range
+        if not continues_playback(range_header):
+            self.audit([x], [doc], Action.VIEW, "bulk data")
+        store = self.repository.store
+        stream = bitstream_spans(store, x.key)
+        reader = SpanReader(store, x.key, stream.spans, block=CHUNK)
+        return ranged_response(stream.size, reader.read_at, range_header, media_type=media, headers={"Cache-Control": PRIVATE})
 
     # -- frames --------------------------------------------------------------------------------
     def frames(self, x: Located, frame_list: str, accept: str | None) -> Response:
@@ -319,14 +347,7 @@ def _element_at(ds: Dataset, path: str) -> DataElement:
 
 
 def octet_response(data: bytes, range_header: str | None) -> Response:
-    size = len(data)
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": PRIVATE}
-    try:
-        wanted = negotiation.byte_range(range_header, size)
-    except negotiation.RangeNotSatisfiable:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}", **headers})
-    if wanted is None:
-        return Response(data, media_type="application/octet-stream", headers=headers)
-    first, last = wanted
-    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    return Response(data[first : last + 1], status_code=206, media_type="application/octet-stream", headers=headers)
+    return ranged_response(
+        len(data), lambda at, length: data[at : at + length], range_header,
+        media_type="application/octet-stream", headers={"Cache-Control": PRIVATE},
+    )  # fmt: skip

@@ -1,0 +1,48 @@
+"""WADO-RS bulk data of a stored video (PS3.18 8.7.3): its Pixel Data is the MP4 itself, as
+video/mp4, streamed from the stored fragments with ranges, never the encapsulated value."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests import mediagen
+from tests.conftest import api_key, patient_fields
+
+JSON = "application/dicom+json"
+
+
+def test_video_pixel_data_is_the_mp4_streamed_with_ranges(app, client, services, tmp_path, monkeypatch):
+    source = mediagen.video(tmp_path / "v.mp4", frames=60)
+    files = [("file", ("v.mp4", source.read_bytes(), "video/mp4"))]
+    (item,) = client.post("/api/v1/images", data=patient_fields(), files=files).json()["files"]
+    uid = item["sop_instance_uid"]
+    url = f"/dicomweb/studies/{item['study_instance_uid']}/series/{item['series_instance_uid']}/instances/{uid}"
+    (meta,) = client.get(url + "/metadata", headers={"Accept": JSON}).json()
+    assert meta["7FE00010"]["BulkDataURI"] == f"http://testserver{url}/bulkdata/7FE00010"
+    mp4 = client.get(f"/api/v1/instances/{uid}/video").content
+
+    def whole_object_read(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the video was loaded whole")
+
+    monkeypatch.setattr(services.repository, "read_instance", whole_object_read)
+    bulk = url + "/bulkdata/7FE00010"
+    audited = sum(1 for e in services.audit.events() if uid in e.sop_instance_uids)
+    whole = client.get(bulk)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert whole.content == mp4 and whole.content[4:8] == b"ftyp"
+    assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-length"] == str(len(mp4))
+    part = client.get(bulk, headers={"Accept": "video/mp4", "Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == mp4[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(mp4)}"
+    beyond = client.get(bulk, headers={"Range": f"bytes={len(mp4)}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(mp4)}"
+    # one playback, one audit record: the request from the start, not each later range
+    views = [e for e in services.audit.events() if uid in e.sop_instance_uids][audited:]
+    assert [e.detail for e in views] == ["DICOMweb bulk data"]
+    for accept in ("image/jpeg", "application/octet-stream", "video/mp4; transfer-syntax=1.2.840.10008.1.2.1"):
+        refused = client.get(bulk, headers={"Accept": accept})
+        assert refused.status_code == 406 and "video/mp4" in refused.json()["error"]["message"]
+    assert client.get(bulk, headers={"Accept": "application/octet-stream, video/*;q=0.5"}).content == mp4
+    # another trust's clinician: not found, whatever the range
+    other = TestClient(app, headers={"Authorization": f"Bearer {api_key(app, role='clinician', trust='RBN')}"})
+    assert other.get(bulk, headers={"Range": "bytes=100-199"}).status_code == 404
