@@ -46,3 +46,21 @@ def test_video_pixel_data_is_the_mp4_streamed_with_ranges(app, client, services,
     # another trust's clinician: not found, whatever the range
     other = TestClient(app, headers={"Authorization": f"Bearer {api_key(app, role='clinician', trust='RBN')}"})
     assert other.get(bulk, headers={"Range": "bytes=100-199"}).status_code == 404
+
+
+def test_frames_of_a_video_are_its_stream_and_later_frames_are_not_rendered(client, tmp_path):
+    source = mediagen.video(tmp_path / "v.mp4", frames=30)
+    files = [("file", ("v.mp4", source.read_bytes(), "video/mp4"))]
+    (item,) = client.post("/api/v1/images", data=patient_fields(), files=files).json()["files"]
+    uid = item["sop_instance_uid"]
+    base = f"/dicomweb/studies/{item['study_instance_uid']}/series/{item['series_instance_uid']}/instances/{uid}"
+    whole = client.get(f"/api/v1/instances/{uid}/video").content
+    frames = client.get(f"{base}/frames/1", headers={"Accept": "video/mp4"})
+    assert frames.status_code == 200, frames.text
+    assert frames.headers["content-type"].startswith("video/mp4") and frames.content == whole
+    assert client.get(f"{base}/frames/1", headers={"Accept": "application/octet-stream"}).status_code == 406
+    assert client.get(f"{base}/frames/0").status_code == 404  # as for an image: no such frame
+    later = client.get(f"{base}/frames/2/rendered", headers={"Accept": "image/jpeg"})
+    assert later.status_code == 400 and "first frame" in later.text
+    first = client.get(f"{base}/frames/1/rendered", headers={"Accept": "image/jpeg"})
+    assert first.status_code == 200 and first.content[:2] == b"\xff\xd8"

@@ -177,7 +177,14 @@ class Wado:
 
     # -- frames --------------------------------------------------------------------------------
     def frames(self, x: Located, frame_list: str, accept: str | None) -> Response:
-        self.check([x], Action.VIEW, "frames")
+        (doc,) = self.check([x], Action.VIEW, "frames", audit=False)
+        ts = self._syntax(x, doc)
+        if ts in negotiation.VIDEO_MEDIA_TYPES:
+            # A video's frames are not separable in its MPEG-4 bitstream: the frames resource
+            # answers the stream, as its bulk data does (PS3.18 8.7.3: video media types)
+            parse_frames(frame_list, int(doc.get("NumberOfFrames") or 0) or 2**31 - 1)
+            return self._video(x, doc, ts, accept, None)
+        self.audit([x], [doc], Action.VIEW, "frames")
         ds = self._dataset(x)
         count = int(ds.get("NumberOfFrames", 1) or 1)
         numbers = parse_frames(frame_list, count)
@@ -197,7 +204,7 @@ class Wado:
     # -- rendered and thumbnails ---------------------------------------------------------------
     def rendered(self, x: Located, accept: str | None, *, frame: int = 1, viewport: str | None = None, quality: str | None = None) -> Response:
         media = negotiation.rendered_media(accept)
-        self.check([x], Action.VIEW, "rendered")
+        (doc,) = self.check([x], Action.VIEW, "rendered")
         size = parse_viewport(viewport)
         renditions = self.services.renditions
         if frame == 1:
@@ -207,6 +214,8 @@ class Wado:
                 return Response(data, media_type="image/jpeg", headers={"Cache-Control": PRIVATE})
             image = Image.open(io.BytesIO(data))
         else:
+            if self._syntax(x, doc) in negotiation.VIDEO_MEDIA_TYPES:
+                raise QueryError("a video is rendered as its first frame only; play its bulk data (video/mp4) for the rest", field="frame")
             ds = self._dataset(x)
             count = int(ds.get("NumberOfFrames", 1) or 1)
             parse_frames(str(frame), count)
