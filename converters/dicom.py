@@ -14,8 +14,10 @@ validation and a patient identity check. What "as received" allows us to change,
   Endian. Implicit VR Little Endian is stored as Explicit VR Little Endian as well (lossless;
   our private block needs explicit VRs to read back). Big Endian (retired) is refused.
 * **What is accepted.** The storage SOP classes of :data:`ACCEPTED_SOP_CLASSES` (photographs of
-  one kind or another), in the transfer syntaxes of :data:`ACCEPTED_TRANSFER_SYNTAXES`. A
-  DICOMDIR and every other SOP class is refused. Video and encapsulated PDF wait for issue 7.
+  one kind or another, video, encapsulated PDF), in the transfer syntaxes of
+  :data:`ACCEPTED_TRANSFER_SYNTAXES` (a video in the MPEG-4 AVC or HEVC syntax of its codec and
+  nothing else in those). A DICOMDIR and every other SOP class is refused. Videos and PDFs are
+  held to the rules of an upload (:mod:`converters.dicom_media`).
 * **Patient identity.** Patient ID must be an NHS number that passes Modulus 11 (the 999 test
   range only where the deployment accepts it) or a trust-issued temporary identifier
   ``TMP-<ODS>-<reference>`` (DECISIONS.md 14). A hospital number or anything else is refused
@@ -58,6 +60,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_dataset
 from pydicom.uid import UID
 
+from converters import dicom_media
 from converters.base import Limits
 from converters.iods.base import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from converters.jpeg_markers import parse as parse_jpeg
@@ -74,10 +77,10 @@ from converters.dicom_rules import (  # the rules, codes and result types, re-ex
     COERCED,
     Coercion,
     DATASET_DOES_NOT_MATCH,
-    DEFERRED_SOP_CLASSES,
     DEFLATED_EXPLICIT_VR_LE,
     DICOMDIR_SOP_CLASS,
     DICOM_MEDIA_TYPE,
+    DOCUMENT_SOP_CLASSES,
     DUPLICATE_SOP_INSTANCE,
     DicomLimits,
     ELEMENTS_DISCARDED,
@@ -101,6 +104,8 @@ from converters.dicom_rules import (  # the rules, codes and result types, re-ex
     SOP_CLASS_NOT_SUPPORTED,
     SUCCESS,
     TRANSFER_SYNTAX_NOT_SUPPORTED,
+    VIDEO_SOP_CLASSES,
+    VIDEO_TRANSFER_SYNTAXES,
     _J2K_SYNTAXES,
     _JPEG_LS_SYNTAXES,
     _JPEG_SYNTAXES,
@@ -142,8 +147,6 @@ def check_sop_class(sop_class: str) -> None:
         return
     if sop_class == DICOMDIR_SOP_CLASS:
         message = "a DICOMDIR (Media Storage Directory) is not an image: send the files it lists"
-    elif sop_class in DEFERRED_SOP_CLASSES:
-        message = f"{DEFERRED_SOP_CLASSES[sop_class]} is not accepted yet (video and PDF arrive with issue 7)"
     else:
         name = UID(sop_class).name if UID(sop_class).is_valid else sop_class
         message = f"SOP class {name} is not stored here; accepted: {', '.join(ACCEPTED_SOP_CLASSES.values())}"
@@ -521,9 +524,16 @@ def _prepare(
         ds.PatientID = patient_id
     if check is not None:
         check(ds)
-    _check_pixels(ds, received_ts, limits, coercions)
-    if received_ts == IMPLICIT_VR_LE and _int(ds, "BitsAllocated") <= 8:
-        ds["PixelData"].VR = "OB"  # implicit VR reads 8-bit pixels as OW; explicit writes OB
+    is_video = sop_class in VIDEO_SOP_CLASSES
+    dicom_media.check_syntax_for_class(is_video, received_ts, ACCEPTED_SOP_CLASSES[sop_class])
+    if is_video:
+        dicom_media.check_video(ds, received_ts, out.parent, coercions)
+    elif sop_class in DOCUMENT_SOP_CLASSES:
+        dicom_media.check_document(ds, limits)
+    else:
+        _check_pixels(ds, received_ts, limits, coercions)
+        if received_ts == IMPLICIT_VR_LE and _int(ds, "BitsAllocated") <= 8:
+            ds["PixelData"].VR = "OB"  # implicit VR reads 8-bit pixels as OW; explicit writes OB
     removed: set[str] = set()
     _strip_privacy(ds, removed)
     for keyword in sorted(removed):
@@ -619,7 +629,7 @@ __all__ = [
     "COERCED",
     "Coercion",
     "DATASET_DOES_NOT_MATCH",
-    "DEFERRED_SOP_CLASSES",
+    "DOCUMENT_SOP_CLASSES",
     "DEFLATED_EXPLICIT_VR_LE",
     "DICOMDIR_SOP_CLASS",
     "DICOM_MEDIA_TYPE",
@@ -646,6 +656,8 @@ __all__ = [
     "SOP_CLASS_NOT_SUPPORTED",
     "SUCCESS",
     "TRANSFER_SYNTAX_NOT_SUPPORTED",
+    "VIDEO_SOP_CLASSES",
+    "VIDEO_TRANSFER_SYNTAXES",
     "check_sop_class",
     "content_sha256",
     "dicom_status_for",

@@ -35,8 +35,8 @@ ELEMENTS_DISCARDED = 0xB006  # Warning: elements discarded
 DICOM_MEDIA_TYPE = "application/dicom"
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
-#: storage SOP classes accepted from devices and other archives (all image IODs)
-ACCEPTED_SOP_CLASSES: dict[str, str] = {
+#: image storage SOP classes accepted from devices and other archives (pixels checked frame by frame)
+IMAGE_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.77.1.4": "VL Photographic Image Storage",
     "1.2.840.10008.5.1.4.1.1.77.1.7": "Dermoscopic Photography Image Storage",
     "1.2.840.10008.5.1.4.1.1.77.1.1": "VL Endoscopic Image Storage",
@@ -45,12 +45,17 @@ ACCEPTED_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
     "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture Image Storage",
 }
-#: refused for now with a reason of their own (issue 7 adds video and PDF with their own rules)
-DEFERRED_SOP_CLASSES: dict[str, str] = {
+#: video storage SOP classes: an MP4 in MPEG-4 AVC or HEVC encapsulated Pixel Data
+VIDEO_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.77.1.4.1": "Video Photographic Image Storage",
     "1.2.840.10008.5.1.4.1.1.77.1.1.1": "Video Endoscopic Image Storage",
+}
+#: document storage SOP classes
+DOCUMENT_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF Storage",
 }
+#: every storage SOP class accepted
+ACCEPTED_SOP_CLASSES: dict[str, str] = {**IMAGE_SOP_CLASSES, **VIDEO_SOP_CLASSES, **DOCUMENT_SOP_CLASSES}
 
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
@@ -63,6 +68,11 @@ JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
 JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
 JPEG_2000 = "1.2.840.10008.1.2.4.91"
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+MPEG4_HP41 = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 High Profile / Level 4.1
+MPEG4_HP41_BD = "1.2.840.10008.1.2.4.103"  # ... BD-compatible High Profile / Level 4.1
+MPEG4_HP42_2D = "1.2.840.10008.1.2.4.104"  # ... High Profile / Level 4.2 For 2D Video
+HEVC_MAIN = "1.2.840.10008.1.2.4.107"  # HEVC/H.265 Main Profile / Level 5.1
+HEVC_MAIN10 = "1.2.840.10008.1.2.4.108"  # HEVC/H.265 Main 10 Profile / Level 5.1
 
 #: transfer syntax received -> transfer syntax stored
 ACCEPTED_TRANSFER_SYNTAXES: dict[str, str] = {
@@ -76,7 +86,14 @@ ACCEPTED_TRANSFER_SYNTAXES: dict[str, str] = {
     JPEG_2000_LOSSLESS: JPEG_2000_LOSSLESS,
     JPEG_2000: JPEG_2000,
     RLE_LOSSLESS: RLE_LOSSLESS,
+    MPEG4_HP41: MPEG4_HP41,
+    MPEG4_HP41_BD: MPEG4_HP41_BD,
+    MPEG4_HP42_2D: MPEG4_HP42_2D,
+    HEVC_MAIN: HEVC_MAIN,
+    HEVC_MAIN10: HEVC_MAIN10,
 }
+#: the transfer syntaxes of video objects (PS3.5 8.2.7, 8.2.8, 8.2.12), and only of them
+VIDEO_TRANSFER_SYNTAXES = frozenset({MPEG4_HP41, MPEG4_HP41_BD, MPEG4_HP42_2D, HEVC_MAIN, HEVC_MAIN10})
 ENCAPSULATED = frozenset(ts for ts in ACCEPTED_TRANSFER_SYNTAXES if ts.startswith("1.2.840.10008.1.2.4") or ts == RLE_LOSSLESS)
 _JPEG_SYNTAXES = frozenset({JPEG_BASELINE, JPEG_EXTENDED})
 _JPEG_LS_SYNTAXES = frozenset({JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS})

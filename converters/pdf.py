@@ -101,6 +101,21 @@ def convert(source: SourceFile, *, limits: PDFLimits | None = None, render_previ
     if source.size > limits.max_bytes:
         raise PayloadTooLarge(f"the PDF is {source.size} bytes, more than the limit of {limits.max_bytes}")
     data = source.path.read_bytes()
+    pages, title = check_document(data, limits)
+    document = CapturedDocument(source.sha256, source.size, data, pages, title)
+    if render_preview:
+        document.preview_jpeg, rendered = preview(data, limits)
+        if not rendered:
+            document.flags.append("PREVIEW_ICON")
+    return document
+
+
+def check_document(data: bytes, limits: PDFLimits) -> tuple[int, str]:
+    """(pages, title) of a PDF that may be stored: whole, and without active content, which is
+    refused with what was found (``ConversionFailed``). Uploads and PDFs received inside DICOM
+    objects (Encapsulated PDF by STOW-RS or C-STORE) pass the same check."""
+    if len(data) > limits.max_bytes:
+        raise PayloadTooLarge(f"the PDF is {len(data)} bytes, more than the limit of {limits.max_bytes}")
     start = data.find(b"%PDF-", 0, 1024)
     if start < 0:
         raise ConversionFailed("not a PDF (no %PDF- header)")
@@ -112,12 +127,7 @@ def convert(source: SourceFile, *, limits: PDFLimits | None = None, render_previ
     pages, title, hidden = _parse(data, limits)
     if hidden:
         raise ConversionFailed(_refusal(hidden))
-    document = CapturedDocument(source.sha256, source.size, data, pages, title)
-    if render_preview:
-        document.preview_jpeg, rendered = preview(data, limits)
-        if not rendered:
-            document.flags.append("PREVIEW_ICON")
-    return document
+    return pages, title
 
 
 def active_content(data: bytes) -> list[str]:

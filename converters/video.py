@@ -33,6 +33,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from converters.base import CaptureMetadata, SourceFile
+
+# the transfer syntax a video is wrapped in (PS3.5 8.2.7, 8.2.8, 8.2.12) is chosen by its profile
+from converters.dicom_rules import HEVC_MAIN, HEVC_MAIN10, MPEG4_HP41, MPEG4_HP42_2D
 from converters.mp4boxes import LOCATION_MARKERS, metadata_payloads, walk
 from repository.errors import ConversionFailed, UnsupportedMediaType
 
@@ -40,13 +43,6 @@ log = logging.getLogger(__name__)
 
 MEDIA_TYPES = frozenset({"video/mp4", "video/quicktime"})
 DEPENDENCIES = ("av",)
-
-# Transfer syntaxes (pydicom.uid names in comments).
-MPEG4_HP41 = "1.2.840.10008.1.2.4.102"  # MPEG4HP41: MPEG-4 AVC/H.264 High Profile / Level 4.1
-MPEG4_HP42_2D = "1.2.840.10008.1.2.4.104"  # MPEG4HP422D: ... High Profile / Level 4.2 For 2D Video
-HEVC_MAIN = "1.2.840.10008.1.2.4.107"  # HEVCMP51: HEVC/H.265 Main Profile / Level 5.1
-HEVC_MAIN10 = "1.2.840.10008.1.2.4.108"  # HEVCM10P51: HEVC/H.265 Main 10 Profile / Level 5.1
-VIDEO_TRANSFER_SYNTAXES = frozenset({MPEG4_HP41, MPEG4_HP42_2D, HEVC_MAIN, HEVC_MAIN10})
 
 # H.264 profile_idc values a High Profile decoder decodes: High, Main, and Constrained Baseline
 # (Baseline with constraint_set1_flag). Plain Baseline may use FMO/ASO, which High lacks.
@@ -148,9 +144,7 @@ def convert(source: SourceFile, *, workdir: Path, limits: VideoLimits | None = N
         raise
     size = out.stat().st_size
     with out.open("rb") as handle:
-        remuxed = walk(handle, size)
-        leaked = remuxed.location_boxes or [m.decode() for m in LOCATION_MARKERS
-                                            if m.lower() in metadata_payloads(handle, remuxed).lower()]
+        leaked = _location(handle, walk(handle, size))
     if leaked:  # cannot happen with FFmpeg's muxer as configured; refuse rather than store
         out.unlink(missing_ok=True)
         raise ConversionFailed("location metadata could not be removed from the video")
@@ -165,6 +159,65 @@ def convert(source: SourceFile, *, workdir: Path, limits: VideoLimits | None = N
     if rotation:
         info.flags.append("DISPLAY_ROTATION_KEPT")
     return info
+
+
+@dataclass(frozen=True)
+class ReceivedVideo:
+    """What :func:`check_received` found in a video that arrived inside a DICOM object."""
+
+    codec: str  # h264 or hevc
+    rows: int
+    columns: int
+    cleaned: Path | None  # a remuxed MP4 without location metadata; None when kept as received
+
+
+def check_received(path: Path, *, workdir: Path, limits: VideoLimits | None = None) -> ReceivedVideo:
+    """Check an MP4 that arrived as the Pixel Data of a DICOM video object (STOW-RS, C-STORE).
+
+    The same checks as an upload (box walk, external references, H.264 or HEVC within what the
+    transfer syntaxes allow, the first frame decodes), but the bitstream is stored as received
+    (DECISIONS.md 6) unless its container carries location metadata: then it is remuxed by
+    stream copy, as an upload always is, and ``cleaned`` names the result (DECISIONS.md 9).
+    """
+    import av
+
+    limits = limits or VideoLimits()
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if handle.read(8)[4:8] != b"ftyp":
+            raise ConversionFailed(
+                "the Pixel Data is not an MP4 file (ISO base media, starting with an ftyp box); "
+                "MPEG-4 AVC and HEVC video is stored here in its MP4 container"
+            )
+        boxes = walk(handle, size)
+        located = _location(handle, boxes)
+    if boxes.external_references:
+        raise ConversionFailed("the video refers to media in other files (external data references), which is refused")
+    source = SourceFile(path, "video/mp4", "", size)
+    cleaned = workdir / "cleaned.mp4" if located else None
+    try:
+        with av.open(str(path), format="mov", options=_DEMUX_OPTIONS) as container:
+            info = _probe(container, source, limits)
+            _poster(container, info, limits)  # proves that it decodes
+        if cleaned is not None:
+            with av.open(str(path), format="mov", options=_DEMUX_OPTIONS) as container:
+                _remux(container, cleaned)
+    except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+        if cleaned is not None:
+            cleaned.unlink(missing_ok=True)
+        raise ConversionFailed(f"the video cannot be read: {_short(exc)}") from exc
+    if cleaned is not None:
+        with cleaned.open("rb") as handle:
+            if _location(handle, walk(handle, cleaned.stat().st_size)):
+                cleaned.unlink(missing_ok=True)
+                raise ConversionFailed("location metadata could not be removed from the video")
+    return ReceivedVideo(info.codec, info.rows, info.columns, cleaned)
+
+
+def _location(handle, boxes) -> list[str]:  # type: ignore[no-untyped-def]
+    """Location boxes, or location markers in the metadata boxes, of a walked MP4."""
+    payloads = metadata_payloads(handle, boxes).lower()
+    return boxes.location_boxes or [m.decode() for m in LOCATION_MARKERS if m.lower() in payloads]
 
 
 _DEMUX_OPTIONS = {
@@ -307,7 +360,6 @@ def _check_size(width: int, height: int, limit: tuple[int, int], what: str) -> N
 
 def _poster(container, info: CapturedVideo, limits: VideoLimits) -> tuple[bytes, int]:  # type: ignore[no-untyped-def]
     """The first decodable frame as an upright JPEG, and the display rotation it carried."""
-    from PIL import Image
 
     stream = container.streams.video[0]
     stream.thread_type = "NONE"

@@ -58,6 +58,8 @@ STORAGE_SYNTAXES = [
     dcm.JPEG_LS_LOSSLESS, dcm.JPEG_LS_NEAR_LOSSLESS, dcm.JPEG_2000_LOSSLESS, dcm.JPEG_2000,
     dcm.RLE_LOSSLESS, dcm.DEFLATED_EXPLICIT_VR_LE,
 ]  # fmt: skip
+#: for the video SOP classes: their MPEG-4 AVC and HEVC syntaxes only (converters.dicom_media)
+VIDEO_SYNTAXES = sorted(dcm.VIDEO_TRANSFER_SYNTAXES)
 AUDIT_EVERY = 100  # instances stored on one association between audit records
 #: TCP connections held at once, idle ones included. pynetdicom counts a connection as an
 #: association from its accept, so an idle socket would take one of ``dimse_max_associations``
@@ -164,7 +166,8 @@ class DimseListener:
         ae.require_calling_aet = list(self.peers) or ["NO PEERS ALLOWED"]  # _established aborts it too
         ae.add_supported_context(VERIFICATION)
         for sop_class in dcm.ACCEPTED_SOP_CLASSES:
-            ae.add_supported_context(sop_class, STORAGE_SYNTAXES)
+            video = sop_class in dcm.VIDEO_SOP_CLASSES
+            ae.add_supported_context(sop_class, VIDEO_SYNTAXES if video else STORAGE_SYNTAXES)
         ae.add_supported_context(STUDY_ROOT_FIND, [dcm.EXPLICIT_VR_LE, dcm.IMPLICIT_VR_LE])
         self.ae = ae
         return ae

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
+import typing
 from dataclasses import dataclass
 
 from pydicom import Dataset
@@ -76,14 +77,16 @@ def bitstream_spans(store: ObjectStore, key: str) -> Bitstream:
 
 
 def _ends_with_pad(store: ObjectStore, key: str, spans: list[tuple[int, int]]) -> bool:
-    """Walk the top-level MP4 boxes over the spans: if they end one byte before the data, that
-    byte is padding (PS3.5 8.2: fragments are of even length)."""
-    total = sum(length for _, length in spans)
-    reader = SpanReader(store, key, tuple(spans))
+    return ends_with_pad(SpanReader(store, key, tuple(spans)), sum(length for _, length in spans))
+
+
+def ends_with_pad(handle: typing.BinaryIO, total: int) -> bool:
+    """Walk the top-level boxes of ``total`` bytes: if they end one byte before the data, that
+    byte is the pad that makes an encapsulated fragment even (PS3.5 A.4), not part of the MP4."""
     offset = 0
     while offset + 8 <= total:
-        reader.seek(offset)
-        head = reader.read(16)
+        handle.seek(offset)
+        head = handle.read(16)
         size = struct.unpack(">I", head[:4])[0]
         if size == 1 and len(head) == 16:
             size = struct.unpack(">Q", head[8:16])[0]

@@ -113,3 +113,79 @@ def pdf(*objects_extra: bytes, pages: int = 1, catalog_extra: bytes = b"", page_
         out.write(f"{offset:010d} 00000 n \n".encode())
     out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
     return out.getvalue()
+
+
+# -- the same media as DICOM objects, as a device or another archive would send them ------------
+def dicom_video(workdir: Path, *, location: bool = False, patient_id: str = "9434765919", **options: object) -> bytes:
+    """A Video Photographic Image Part 10 file built by this project's builder from a video made
+    at test time. With ``location`` the Pixel Data is the camera's own MP4, location metadata and
+    all: a phone's QuickTime file, as a device that wraps without cleaning or remuxing sends it
+    (FFmpeg's MP4 muxer would not write the location at all)."""
+    import datetime as dt
+
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    from converters import video as video_converter
+    from converters.base import SourceFile
+    from converters.dicom_media import encapsulated
+    from converters.iods.build_media import build_video
+    from converters.iods.media import write_video_file
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    if location:
+        options.setdefault("container", "mov")
+    source = video(workdir / f"camera.{options.get('container', 'mp4')}", location=location, **options)  # type: ignore[arg-type]
+    captured = video_converter.convert(SourceFile(source, "video/mp4", "0" * 64, source.stat().st_size), workdir=workdir)
+    study = generate_uid(prefix=None)
+    dataset = build_video(
+        captured, _context(patient_id), study_instance_uid=study, series_instance_uid=generate_uid(prefix=None),
+        sop_instance_uid=generate_uid(prefix=None), series_number=1, instance_number=1,
+        ingest_route="api", now=dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc),
+    )  # fmt: skip
+    out = workdir / "video.dcm"
+    write_video_file(dataset, out)
+    if not location:
+        return out.read_bytes()
+    ds = dcmread(out)
+    ds.PixelData = encapsulated(source.read_bytes())
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def dicom_pdf(document: bytes, *, patient_id: str = "9434765919") -> bytes:
+    """An Encapsulated PDF Part 10 file holding ``document`` as it is (active content included),
+    built by this project's builder, as another archive would send it."""
+    import datetime as dt
+
+    from pydicom.uid import generate_uid
+
+    from converters.iods.build_media import build_document
+    from converters.pdf import CapturedDocument
+
+    captured = CapturedDocument("0" * 64, len(document), document, 1, "Consent form")
+    dataset = build_document(
+        captured, _context(patient_id), study_instance_uid=generate_uid(prefix=None),
+        series_instance_uid=generate_uid(prefix=None), sop_instance_uid=generate_uid(prefix=None),
+        series_number=3, instance_number=1, ingest_route="api",
+        now=dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc),
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _context(patient_id: str):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from repository.catalogue import Catalogue
+    from repository.model import IngestContext
+
+    values = {
+        "nhs_number": patient_id, "family_name": "O'Brien-Jones", "given_name": "Zoë",
+        "birth_date": "1980-02-03", "sex": "F", "trust": "RBN", "specialty": "burns-plastics",
+        "body_site": "14975008", "laterality": "L", "consent": "clinical-care",
+        "photographer": "Llŷr Evans", "description": "Dressing change",
+    }  # fmt: skip
+    return IngestContext.parse(values, catalogue=Catalogue.load(), allow_test_numbers=True, today=dt.date(2026, 11, 28))

@@ -28,6 +28,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, EncapsulatedPDFStorage, ExplicitVRLittleEndian, VideoPhotographicImageStorage
 from pydicom.valuerep import DA, TM, PersonName
 
+from converters.dicom_rules import VIDEO_TRANSFER_SYNTAXES
 from converters.iods.base import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from converters.iods.content import AnatomicRegion, IssuerOfPatientIDQualifiers, resolve_laterality
 from converters.iods.enum import ImageLateralityValues
@@ -44,11 +45,7 @@ from converters.iods.valuerep import (
 
 SOP_CLASS_UIDS: frozenset[str] = frozenset({VideoPhotographicImageStorage, EncapsulatedPDFStorage})
 
-#: MPEG-4 AVC and HEVC transfer syntaxes of PS3.5 8.2.7-8.2.8, 8.2.12 (not the fragmentable ones)
-VIDEO_TRANSFER_SYNTAXES = frozenset({
-    "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104",
-    "1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108",
-})  # fmt: skip
+#: the MPEG-4 AVC transfer syntaxes (the others of VIDEO_TRANSFER_SYNTAXES are HEVC)
 _AVC = {"1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104"}
 #: largest Item value length: 32-bit, even (PS3.5 7.5). Longer bitstreams take several fragments.
 MAX_FRAGMENT = 0xFFFFFFFE
@@ -301,30 +298,35 @@ class VideoPhotographicImage(_ClinicalObjectBase):
         if tracking_uid:
             self.TrackingID = tracking_id
             self.TrackingUID = tracking_uid
-        # Cine and Multi-frame
-        self.NumberOfFrames = number_of_frames
-        self.FrameIncrementPointer = 0x00181063  # Frame Time
-        self.FrameTime = frame_time
-        self.CineRate = cine_rate
-        self.RecommendedDisplayFrameRate = cine_rate
-        self.EffectiveDuration = duration
-        self.PreferredPlaybackSequencing = 0  # looping (1,2,...,n,1,2,...)
-        self.StartTrim = 1
-        self.StopTrim = number_of_frames
-        # Image Pixel: MPEG-4 streams are 8-bit 4:2:0 YCbCr (PS3.5 8.2.7-8.2.8)
-        self.SamplesPerPixel = 3
-        self.PhotometricInterpretation = "YBR_PARTIAL_420"
-        self.PlanarConfiguration = 0
-        self.Rows = rows
-        self.Columns = columns
-        self.BitsAllocated = 8
-        self.BitsStored = 8
-        self.HighBit = 7
-        self.PixelRepresentation = 0
+        set_video_attributes(self, rows, columns, number_of_frames, frame_time, cine_rate, duration)
 
     @property
     def bitstream(self) -> Path:
         return self._bitstream
+
+
+def set_video_attributes(ds: Dataset, rows: int, columns: int, frames: int, frame_time: str, cine_rate: int, duration: str) -> None:
+    """The Cine, Multi-frame and Image Pixel attributes that an MPEG-4 bitstream determines
+    (values already checked; ``frame_time`` and ``duration`` formatted as DS)."""
+    ds.NumberOfFrames = frames
+    ds.FrameIncrementPointer = 0x00181063  # Frame Time
+    ds.FrameTime = frame_time
+    ds.CineRate = cine_rate
+    ds.RecommendedDisplayFrameRate = cine_rate
+    ds.EffectiveDuration = duration
+    ds.PreferredPlaybackSequencing = 0  # looping (1,2,...,n,1,2,...)
+    ds.StartTrim = 1
+    ds.StopTrim = frames
+    # Image Pixel: MPEG-4 streams are 8-bit 4:2:0 YCbCr (PS3.5 8.2.7-8.2.8)
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "YBR_PARTIAL_420"
+    ds.PlanarConfiguration = 0
+    ds.Rows = rows
+    ds.Columns = columns
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
 
 
 def write_video_file(ds: VideoPhotographicImage, out: Path, *, max_fragment: int = MAX_FRAGMENT) -> None:

@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 from pydicom import dcmread
+from pydicom.encaps import generate_fragments
 
-from tests import dicomgen
+from tests import dicomgen, mediagen
 from tests.conftest import NHS_A
 from tests.interop.conftest import AE_TITLE
 
@@ -61,6 +62,36 @@ def test_storescu_batch_of_mixed_files(ologies, tmp_path):
     again = run("storescu", "-v", "-R", "-nh", "-xy", "-aet", "STORESCU", "-aec", AE_TITLE, "127.0.0.1", str(ologies.dimse_port),
                 *[str(tmp_path / n) for n in names if n != "hospital-number.dcm"])  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_storescu_of_video_and_pdf_objects(ologies, tmp_path):
+    """A ward camera's video (its container's location removed on the way in) and a consent
+    PDF by C-STORE; a PDF with JavaScript is refused with a reason and nothing is stored."""
+    files = {
+        "video.dcm": mediagen.dicom_video(tmp_path / "clean"),
+        "located.dcm": mediagen.dicom_video(tmp_path / "located", location=True),
+        "consent.dcm": mediagen.dicom_pdf(mediagen.pdf()),
+        "script.dcm": mediagen.dicom_pdf(mediagen.pdf(catalog_extra=b"/OpenAction << /S /JavaScript /JS (x) >> ")),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    log = ""
+    # -xn: propose MPEG-4 AVC for the videos (storescu offers uncompressed syntaxes by default)
+    for options, names in ((["-xn"], ["located.dcm", "video.dcm"]), ([], ["consent.dcm", "script.dcm"])):
+        done = run("storescu", "-v", "-R", *options, "-nh", "-aet", "STORESCU", "-aec", AE_TITLE, "127.0.0.1",
+                   str(ologies.dimse_port), *[str(tmp_path / n) for n in names])  # fmt: skip
+        log += done.stdout + done.stderr
+    repository = ologies.services.repository
+    sent = {name: dcmread(tmp_path / name) for name in files}
+    clean = dcmread(repository.open_instance(sent["video.dcm"].SOPInstanceUID))
+    assert b"".join(generate_fragments(clean.PixelData)) == b"".join(generate_fragments(sent["video.dcm"].PixelData))
+    cleaned = repository.open_instance(sent["located.dcm"].SOPInstanceUID).read()
+    assert mediagen.LOCATION_MARKER not in cleaned and cleaned.count(b"ftyp") == 1
+    assert dcmread(repository.open_instance(sent["consent.dcm"].SOPInstanceUID)).MIMETypeOfEncapsulatedDocument == "application/pdf"
+    with pytest.raises(Exception):
+        repository.locate(sent["script.dcm"].SOPInstanceUID)
+    assert "Received Store Response (Warning: CoercionOfDataElements)" in log, log[-2000:]
+    assert "Received Store Response (Error: CannotUnderstand)" in log, log[-2000:]
 
 
 def test_storescu_of_a_sop_class_we_do_not_take(ologies, tmp_path):

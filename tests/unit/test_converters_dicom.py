@@ -224,7 +224,8 @@ def test_dicomdir_is_refused(tmp_path):
 
 def test_other_sop_classes_are_refused(tmp_path):
     refused(dicomgen.photo_file(sop_class=dicomgen.CT_IMAGE), tmp_path, dicom.SOP_CLASS_NOT_SUPPORTED, "not stored here")
-    refused(dicomgen.photo_file(sop_class="1.2.840.10008.5.1.4.1.1.104.1"), tmp_path, dicom.SOP_CLASS_NOT_SUPPORTED, "issue 7")
+    # a photograph labelled Encapsulated PDF is held to the PDF rules (converters.dicom_media)
+    refused(dicomgen.photo_file(sop_class="1.2.840.10008.5.1.4.1.1.104.1"), tmp_path, dicom.DATASET_DOES_NOT_MATCH, "MIMETypeOfEncapsulatedDocument")
 
 
 def test_big_endian_and_unknown_transfer_syntaxes_are_refused(tmp_path):

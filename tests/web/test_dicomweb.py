@@ -298,12 +298,12 @@ def test_stow_json_with_a_png(client, services):
     assert stored.PhotometricInterpretation == "RGB" and stored.Rows == 48
 
 
-def test_stow_json_with_video_or_pdf_is_a_per_instance_failure(client, services):
+def test_stow_json_with_a_video_that_is_not_one_is_a_per_instance_failure(client, services):
     mp4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
     body, headers = wic_request([wic_metadata("v1")], [("video/mp4", "v1", mp4)])
     response = client.post("/dicomweb/studies", content=body, headers=headers)
     assert response.status_code == 409
-    assert [r for _, r in failures(response)] == [dcm.TRANSFER_SYNTAX_NOT_SUPPORTED]
+    assert [r for _, r in failures(response)] == [dcm.CANNOT_UNDERSTAND]
     assert stored_instances(services) == []
 
 

@@ -5,11 +5,11 @@ Two kinds of request are accepted:
 * ``multipart/related; type="application/dicom"``: each part a DICOM object (Part 10, or a bare
   data set), checked and stored as received by ``converters.dicom.prepare_dicom``;
 * ``multipart/related; type="application/dicom+json"`` (IHE Web Image Capture): DICOM JSON
-  metadata plus bulk data parts (``image/jpeg``, ``image/png``) named by ``BulkDataURI``
-  (matching a part's ``Content-Location`` or ``cid:`` its ``Content-ID``). The JPEG or PNG is
-  checked and made upright by the photograph converters (EXIF and GPS removed), and wrapped with
-  the metadata. Video and PDF bulk data wait for issue 7 (per-instance failure). A BulkDataURI
-  that names anything but a part of the request is refused (400): nothing is ever fetched.
+  metadata plus bulk data parts (``image/jpeg``, ``image/png``, ``video/mp4``,
+  ``video/quicktime``, ``application/pdf``) named by ``BulkDataURI`` (matching a part's
+  ``Content-Location`` or ``cid:`` its ``Content-ID``), wrapped by :mod:`web.dicomweb.wic`. A
+  BulkDataURI that names anything but a part of the request is refused (400): nothing is ever
+  fetched.
 
 Each instance is stored or refused on its own; the response lists both with the standard codes
 (``converters.dicom``): 200 when all were stored without warnings, 202 when some were stored and
@@ -18,32 +18,24 @@ some failed, had warnings or are not yet searchable, 409 when none was stored.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom import Dataset
-from pydicom.dataset import FileMetaDataset
-
 from converters import dicom as dcm
-from converters.base import Limits, SourceFile
 from converters.dicom import PreparedDicom, Provenance, dicom_status_for, prepare_dicom
-from converters.iods.pixels import encapsulate_frame
 from repository.access import RoleValues
-from repository.errors import InvalidInput, MalformedRequest, OlogiesError, UnsupportedMediaType
+from repository.errors import MalformedRequest, OlogiesError, UnsupportedMediaType
 from repository.guard import Caller
-from repository.uids import sop_instance_uid_for_upload
+from web.dicomweb import wic
 from web.dicomweb.multipart import ReceivedPart, ReceivedRelated
 
 log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
-BULK_IMAGE_TYPES = {"image/jpeg": "converters.jpeg", "image/png": "converters.raster"}
-DEFERRED_BULK_TYPES = {"video/mp4", "video/mpeg", "video/quicktime", "application/pdf", "video/h264", "video/h265"}
 
 
 @dataclass
@@ -200,102 +192,17 @@ class Stow:
                     )
         for number, item in metadata:
             try:
-                data, sha, provenance, coercions = self._build_from_json(item, bulk)
+                built = wic.build(item, bulk, self.services.settings, self.spool)
             except Exception as exc:  # noqa: BLE001
                 self._failed(_identified(exc, item), number)
                 continue
-            self._store_bytes(data, sha, number, provenance, coercions=coercions)
-
-    def _build_from_json(self, item: dict[str, Any], bulk: dict[str, ReceivedPart]) -> tuple[bytes, str, Provenance, tuple[dcm.Coercion, ...]]:
-        pixel = item.get("7FE00010") or {}
-        uri = pixel.get("BulkDataURI") if isinstance(pixel, dict) else None
-        if not uri:
-            raise dcm.rejected(dcm.DATASET_DOES_NOT_MATCH, "the metadata has no Pixel Data (7FE00010) BulkDataURI", InvalidInput, "PixelData")
-        part = bulk[uri]
-        if part.media_type in DEFERRED_BULK_TYPES:
-            status = dcm.SOP_CLASS_NOT_SUPPORTED if part.media_type == "application/pdf" else dcm.TRANSFER_SYNTAX_NOT_SUPPORTED
-            raise dcm.rejected(status, f"{part.media_type} bulk data is not accepted yet (video and PDF arrive with issue 7)", UnsupportedMediaType)
-        if part.media_type not in BULK_IMAGE_TYPES:
-            raise dcm.rejected(dcm.TRANSFER_SYNTAX_NOT_SUPPORTED, f"bulk data of type {part.media_type} is not accepted (image/jpeg, image/png)", UnsupportedMediaType)
-        metadata = {k: v for k, v in item.items() if k.upper() != "7FE00010"}
-
-        def refuse_other_bulk(tag: str, vr: str, value: str) -> bytes:
-            found = bulk.get(value)
-            if found is None:
-                raise MalformedRequest(f"BulkDataURI {value[:100]!r} does not name a part of this request", field="BulkDataURI")
-            if found.size > 64 * 1024 * 1024:
-                raise dcm.rejected(dcm.OUT_OF_RESOURCES, "bulk data larger than 64 MiB", InvalidInput)
-            return found.read()
-
-        try:
-            ds = Dataset.from_json(metadata, bulk_data_uri_handler=refuse_other_bulk)
-        except OlogiesError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many types for bad JSON
-            raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the DICOM JSON metadata cannot be read: {exc}", InvalidInput) from exc
-        captured = _convert_image(part, self.services.settings, self.spool)
-        coercions: tuple[dcm.Coercion, ...] = ()
-        if captured.jpeg is not None and captured.jpeg != part.read():
-            coercions = (dcm.Coercion("PixelData", "modified", "EXIF, XMP, GPS and comments removed from the JPEG; orientation applied"),)
-        if not ds.get("SOPInstanceUID"):
-            ds.SOPInstanceUID = sop_instance_uid_for_upload(part.sha256)
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = captured.transfer_syntax_uid
-        ds.file_meta.MediaStorageSOPClassUID = str(ds.get("SOPClassUID", "") or "")
-        ds.file_meta.MediaStorageSOPInstanceUID = str(ds.SOPInstanceUID)
-        ds.Rows, ds.Columns = captured.rows, captured.columns
-        ds.SamplesPerPixel = captured.samples_per_pixel
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = captured.bits_allocated, captured.bits_stored, captured.bits_stored - 1
-        ds.PixelRepresentation = 0
-        photometric = captured.photometric_interpretation
-        if captured.jpeg is not None and photometric in ("YBR_FULL", "YBR_FULL_422"):
-            photometric = "YBR_FULL_422"  # as the VL IODs name every colour lossy JPEG
-        ds.PhotometricInterpretation = photometric
-        if captured.samples_per_pixel > 1:
-            ds.PlanarConfiguration = 0
-        elif "PlanarConfiguration" in ds:
-            del ds.PlanarConfiguration
-        if captured.jpeg is not None:
-            ds.PixelData = encapsulate_frame(captured.jpeg)
-            ds["PixelData"].VR = "OB"
-        else:
-            assert captured.pixels is not None
-            ds.PixelData = captured.pixels.tobytes()
-            ds["PixelData"].VR = "OB"
-        if captured.lossy_history:
-            ds.LossyImageCompression = "01"
-            ds.LossyImageCompressionMethod = [s.method for s in captured.lossy_history]
-            ds.LossyImageCompressionRatio = [f"{s.ratio:.2f}"[:16] for s in captured.lossy_history]
-        if "SpecificCharacterSet" not in ds:
-            ds.SpecificCharacterSet = "ISO_IR 192"  # DICOM JSON is UTF-8
-        out = io.BytesIO()
-        try:
-            ds.save_as(out, enforce_file_format=True)
-        except Exception as exc:  # noqa: BLE001
-            raise dcm.rejected(dcm.DATASET_DOES_NOT_MATCH, f"the metadata cannot be encoded: {exc}", InvalidInput) from exc
-        provenance = Provenance(**{**self.provenance.__dict__, "original_media_type": part.media_type})
-        return out.getvalue(), part.sha256, provenance, coercions
+            provenance = Provenance(**{**self.provenance.__dict__, "original_media_type": built.media_type})
+            self._store_bytes(built.data, built.sha256, number, provenance, coercions=built.coercions)
 
     # -- audit -------------------------------------------------------------------------------
     def _record_audit(self) -> None:
         for patient_id, (studies, uids) in self._audit.items():
             self.services.guard.record_upload(self.caller, patient_id, sorted(studies), uids, "stowrs")
-
-
-def _convert_image(part: ReceivedPart, settings: Any, spool: Path) -> Any:
-    import importlib
-
-    module = importlib.import_module(BULK_IMAGE_TYPES[part.media_type])
-    from converters.sniff import HEAD_SIZE, sniff
-
-    detected = sniff(part.read()[:HEAD_SIZE])
-    if detected != part.media_type:
-        raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the bulk data part says {part.media_type} but holds {detected}", UnsupportedMediaType)
-    source = SourceFile(part.spooled(spool), part.media_type, part.sha256, part.size)
-    try:
-        return module.convert(source, limits=Limits(max_pixels=settings.max_image_pixels), local_tz=settings.local_timezone)
-    except OlogiesError as exc:
-        raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the {part.media_type} bulk data cannot be used: {exc.message}", type(exc)) from exc
 
 
 def _bulk_uris(item: dict[str, Any]) -> list[str]:
