@@ -4,7 +4,9 @@ imports for that reason."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,4 +27,11 @@ def prepare_multiprocess_metrics() -> str:
     else:
         folder = Path(tempfile.mkdtemp(prefix="ologies-metrics-"))
         os.environ[MULTIPROC_ENV] = str(folder)
+        atexit.register(_remove, folder, os.getpid())  # one folder a start was left behind, for ever
     return str(folder)
+
+
+def _remove(folder: Path, owner: int) -> None:
+    # Forked workers inherit the handler: only the process that made the folder removes it.
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -70,7 +70,12 @@ def test_workers_share_the_imported_application_and_a_dead_one_is_replaced():
         finally:
             assoc.release()
 
+        # the workers' Prometheus samples are files they map, in the folder the parent made
+        maps = "".join(Path(f"/proc/{pid}/maps").read_text() for pid in children(server.pid))
+        (metrics,) = {Path(line.split()[-1]).parent for line in maps.splitlines() if "ologies-metrics-" in line}
+        assert metrics.is_dir()
         server.signal(signal.SIGTERM)
         assert server.wait(timeout=40) == 0
         assert not children(server.pid)
+        assert not metrics.exists()  # the samples folder it made goes with it (was one left per start)
         assert "ended (exit -9); starting another" in server.log_tail(400)
