@@ -6,6 +6,7 @@ Benchmarks are run by hand (see the README), never as timed assertions in the te
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -122,6 +123,8 @@ def ologies_server(env_overrides: dict[str, str] | None = None, workers: int | N
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+        if not os.environ.get("OLOGIES_BENCH_KEEP"):
+            shutil.rmtree(data, ignore_errors=True)  # hundreds of MB a run (set OLOGIES_BENCH_KEEP to look)
 
 
 def admin_headers(data: Path, env_overrides: dict[str, str] | None = None) -> dict[str, str]:

@@ -20,6 +20,7 @@ import argparse
 import io
 import json
 import random
+import shutil
 import statistics
 import sys
 import threading
@@ -231,7 +232,7 @@ def _client_process(job: tuple[str, dict[str, str], list[str], int, float, bool,
 
 
 def run(duration: float, clients: int, *, backends: str = "embedded", index_down: bool = False, workers: int = 2,
-        log: Any = print) -> dict[str, Any]:  # fmt: skip
+        warmup: float = 20.0, log: Any = print) -> dict[str, Any]:  # fmt: skip
     """Start the servers, seed, run the phases; the summary (also what ``tests.figures`` reports)."""
     import platform
     import tempfile
@@ -242,6 +243,7 @@ def run(duration: float, clients: int, *, backends: str = "embedded", index_down
         env: dict[str, str] = {}
         proxy = None
         work = Path(tempfile.mkdtemp(prefix="ologies-load-"))
+        stack.callback(shutil.rmtree, work, True)  # GBs of objects and server data a run
         if backends == "real":
             env, proxy = _real_backends(stack, work)
         elif index_down:
@@ -251,6 +253,11 @@ def run(duration: float, clients: int, *, backends: str = "embedded", index_down
         stack.callback(server.stop)
         load = Load(server.url, server.headers(), clients=clients)
         load.seed_data()
+        if warmup > 0:
+            # Elasticsearch and the server start cold (the JVM compiles its hot paths in the
+            # first tens of seconds): the figures are of the service running, not starting
+            log(f"warm-up: {clients} clients for {warmup:g} s (not counted)")
+            load.run("warm-up", warmup)
         log(f"seeded {len(load.uids)} photographs; {clients} clients for {duration:g} s")
         phases = [load.run("clean", duration, server_pid=server.pid)]
         log(json.dumps(phases[-1].summary()))
@@ -306,9 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", choices=("embedded", "real"), default="embedded")
     parser.add_argument("--index-down", action="store_true", help="a second phase with Elasticsearch cut off")
+    parser.add_argument("--warmup", type=float, default=20.0, help="seconds of the same load first, not counted")
     parser.add_argument("--out", type=Path, help="write the summary as JSON here")
     args = parser.parse_args(argv)
-    result = run(args.duration, args.clients, backends=args.backends, index_down=args.index_down, workers=args.workers)
+    result = run(args.duration, args.clients, backends=args.backends, index_down=args.index_down, workers=args.workers,
+                 warmup=args.warmup)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
