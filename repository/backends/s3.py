@@ -456,8 +456,12 @@ class S3ObjectStore:
         rule = {"ID": "ologies-abort-abandoned-uploads", "Status": "Enabled",
                 "Filter": {"Prefix": self.prefix},
                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}
-        self._quietly(self._client.put_bucket_lifecycle_configuration, Bucket=self.bucket,
-                      LifecycleConfiguration={"Rules": [rule]})
+        try:
+            self._client.put_bucket_lifecycle_configuration(Bucket=self.bucket, LifecycleConfiguration={"Rules": [rule]})
+        except _VENDOR_ERRORS as exc:
+            # MinIO refuses this rule (it expires stale multipart uploads by itself, after 24 h);
+            # one line, not a traceback: nothing is wrong with the bucket
+            log.info("the store keeps its own policy for abandoned multipart uploads (%s)", _code(exc)[0] if isinstance(exc, ClientError) else type(exc).__name__)
         return True
 
     def close(self) -> None:
