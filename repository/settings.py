@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     s3_read_timeout: float = 30.0
     s3_max_attempts: int = 3
     s3_multipart_threshold: int = 16 * 1024 * 1024
+    #: also sign each request's payload (SigV4 x-amz-content-sha256). Every write already sends
+    #: its SHA-256 in a signed x-amz-checksum-sha256 header, which the store verifies against the
+    #: bytes (AWS, MinIO and SeaweedFS do, and echo it back, which is checked), so signing hashes
+    #: every byte a second time; boto3 skips it over HTTPS for the same reason, but not over HTTP.
+    #: Turn it on for a store that ignores checksum headers.
+    s3_payload_signing: bool = False
     #: use S3 Object Lock (WORM): ``ologies init`` creates the bucket with it, legal holds are
     #: also set on the held patient's objects, audit records are retained (needs a store that
     #: supports it, such as AWS S3 or MinIO; ignored, with a warning, where the bucket lacks it)

@@ -162,7 +162,7 @@ class S3ObjectStore:
             connect_timeout=settings.s3_connect_timeout, read_timeout=settings.s3_read_timeout,
             # total_max_attempts counts the first try; botocore's max_attempts does not.
             retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
-            s3={"addressing_style": "path"},
+            s3={"addressing_style": "path", "payload_signing_enabled": settings.s3_payload_signing},
         )
         client = boto3.session.Session(
             settings.s3_access_key, settings.s3_secret_key, region_name=settings.s3_region

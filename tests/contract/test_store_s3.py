@@ -633,7 +633,11 @@ def test_from_settings() -> None:
     assert (store.bucket, store.prefix) == ("clinical", "photos/")
     assert (config.connect_timeout, config.read_timeout) == (1.5, 7.0)
     assert config.retries == {"total_max_attempts": 4, "mode": "standard"}  # 4 tries, not 5
-    assert config.s3 == {"addressing_style": "path"}
+    # the payload is not hashed a second time for the signature: its signed x-amz-checksum-sha256
+    # is checked by the server (test_damaged_bytes_in_transit_are_refused, on the real servers)
+    assert config.s3 == {"addressing_style": "path", "payload_signing_enabled": False}
     assert (store.server_side_encryption, store.part_size) == ("aws:kms", 8 * MiB)
+    signing = S3ObjectStore.from_settings(settings.model_copy(update={"s3_payload_signing": True}))
+    assert signing._client.meta.config.s3["payload_signing_enabled"] is True
     bare = settings.model_copy(update={"store_url": "s3://b"})
     assert S3ObjectStore.from_settings(bare).prefix == ""
