@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import OrderedDict
 
 import numpy as np
 from PIL import Image
@@ -23,19 +24,60 @@ from repository.service import Repository
 _JPEG_SYNTAXES = {JPEGBaseline8Bit, JPEGExtended12Bit}
 
 
+class _Recent:
+    """The most recently used thumbnails, up to a number of bytes. A rendition never changes:
+    an instance's pixels are immutable (a reconciliation rewrites its header only), and every
+    request is authorised against the index before a rendition is looked up, so a deleted or
+    withheld instance is refused before this cache is reached."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.limit // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = data
+            self.size += len(data)
+            while self.size > self.limit:
+                self.size -= len(self._items.popitem(last=False)[1])
+
+
 class Renditions:
-    def __init__(self, repository: Repository, *, thumbnail_size: int = 256, rendered_max_size: int = 8192) -> None:
+    def __init__(self, repository: Repository, *, thumbnail_size: int = 256, rendered_max_size: int = 8192,
+                 cache_bytes: int = 0) -> None:  # fmt: skip
         self.repository = repository
         self.thumbnail_size = thumbnail_size
         self.rendered_max_size = rendered_max_size
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._recent = _Recent(cache_bytes) if cache_bytes > 0 else None
 
     def rendered(self, sop_instance_uid: str) -> bytes:
         return self._cached(sop_instance_uid, "rendered.jpg", self._make_rendered)
 
     def thumbnail(self, sop_instance_uid: str) -> bytes:
-        return self._cached(sop_instance_uid, f"thumbnail-{self.thumbnail_size}.jpg", self._make_thumbnail)
+        """The thumbnail, from this worker's memory where it was recently served (a store read
+        costs the store, and boto3, more than the request costs everything else)."""
+        name = f"thumbnail-{self.thumbnail_size}.jpg"
+        if self._recent is None:
+            return self._cached(sop_instance_uid, name, self._make_thumbnail)
+        data = self._recent.get(sop_instance_uid)
+        if data is None:
+            data = self._cached(sop_instance_uid, name, self._make_thumbnail)
+            self._recent.put(sop_instance_uid, data)
+        return data
 
     def _cached(self, uid: str, name: str, make) -> bytes:  # type: ignore[no-untyped-def]
         key = keys.derived_key(uid, name)

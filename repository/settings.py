@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     organisations_file: Path | None = None
     rendered_max_size: int = 2048
     thumbnail_size: int = 256
+    #: thumbnails kept in each worker's memory (MB; 0: none), so that a timeline or a search
+    #: page showing the same thumbnails again does not fetch each from the store again
+    thumbnail_cache_mb: int = Field(default=16, ge=0, le=4096)
     #: web worker processes for ``ologies serve``, forked from one parent that imported the
     #: application, so that they share its pages (web/prefork.py): 2 use both cores of a small
     #: machine and stay within 300 MB (PSS) while uploading camera photographs at concurrency 4

@@ -122,7 +122,8 @@ class Services:
             repository=repository,
             ingestor=Ingestor(repository, settings=settings, catalogue=catalogue),
             renditions=Renditions(
-                repository, thumbnail_size=settings.thumbnail_size, rendered_max_size=settings.rendered_max_size
+                repository, thumbnail_size=settings.thumbnail_size, rendered_max_size=settings.rendered_max_size,
+                cache_bytes=settings.thumbnail_cache_mb * 1024 * 1024,
             ),
             accounts=accounts,
             policy=policy,

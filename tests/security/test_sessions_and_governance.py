@@ -59,6 +59,8 @@ def test_consent_withdrawal_is_enforced_from_then_on(world):
     clinician, ig = world.as_("clinician"), world.as_("information-governance")
     teaching = {"purpose": "teaching"}
     assert world.client.get(f"/api/v1/instances/{world.own}", params=teaching, headers=clinician).status_code == 200
+    thumbnail = f"/api/v1/instances/{world.own}/thumbnail"
+    assert world.client.get(thumbnail, params=teaching, headers=clinician).status_code == 200  # now in memory
     export = world.client.post("/api/v1/exports", json={"sop_instance_uids": [world.own]}, headers=clinician)
     assert export.status_code == 200 and export.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
@@ -71,6 +73,7 @@ def test_consent_withdrawal_is_enforced_from_then_on(world):
     withdrawn = world.client.post(f"/api/v1/instances/{world.own}/consent", json={"status": "withdrawn", "note": "Patient phoned"}, headers=ig)
     assert withdrawn.status_code == 200 and withdrawn.json()["consent_status"] == "WITHDRAWN"
     assert world.client.get(f"/api/v1/instances/{world.own}", params=teaching, headers=clinician).status_code == 403
+    assert world.client.get(thumbnail, params=teaching, headers=clinician).status_code == 403  # not from memory
     assert world.client.get(f"/api/v1/instances/{world.own}", headers=clinician).status_code == 200  # direct care goes on
     refused = world.client.post("/api/v1/exports", json={"sop_instance_uids": [world.own]}, headers=clinician)
     assert refused.status_code == 422 and "withdrawn" in refused.json()["error"]["message"]
