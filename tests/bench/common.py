@@ -27,13 +27,16 @@ def free_port() -> int:
 
 
 class MemorySampler:
-    """Peak memory of a server and its worker processes, sampled every 50 ms: the sum of their
+    """Peak memory of a server and its worker processes, sampled every ``interval`` seconds
+    (50 ms unless told; each sample walks /proc and has the kernel total every page table, which
+    a long load test need not pay twenty times a second): the sum of their
     resident sets (which counts pages the forked workers share once per worker) and the sum of
     their proportional set sizes (PSS: each shared page divided among its sharers), which is
     what the processes together take from the machine."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, interval: float = 0.05) -> None:
         self.pid = pid
+        self.interval = interval
         self.peak_kb = self.peak_pss_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -64,7 +67,7 @@ class MemorySampler:
         return rss, pss
 
     def _run(self) -> None:
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(self.interval):
             rss, pss = self._sample_kb()
             self.peak_kb, self.peak_pss_kb = max(self.peak_kb, rss), max(self.peak_pss_kb, pss)
 

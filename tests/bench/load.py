@@ -166,7 +166,8 @@ class Load:
         from concurrent.futures import ProcessPoolExecutor
 
         phase = Phase(name)
-        sampler = MemorySampler(server_pid) if server_pid else None
+        # every 0.5 s: at 50 ms the sampler took 13% of a core from the server it measured
+        sampler = MemorySampler(server_pid, interval=0.5) if server_pid else None
         if sampler:
             sampler.reset()
             sampler.start()
