@@ -124,6 +124,36 @@ def test_stow_indexes_its_instances_in_one_write_and_they_are_searchable(client,
     assert sorted(values(i, "00080018")[0] for i in found) == sorted(d.SOPInstanceUID for d in ds)
 
 
+def test_stow_stores_the_parts_of_a_request_several_at_a_time_and_answers_in_part_order(client, services, monkeypatch):
+    import threading
+    import time
+
+    repository = services.repository
+    real, lock, now, most = repository.store_instance, threading.Lock(), [0], [0]
+
+    def slow_store(item, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.1)  # an object store's round trip
+        try:
+            return real(item, **kwargs)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    monkeypatch.setattr(repository, "store_instance", slow_store)
+    ds = [dicomgen.photo_dataset(patient_id=NHS_B) for _ in range(8)]
+    bad = dicomgen.photo_dataset(patient_id="H99887")  # refused before storing
+    response = stow(client, [dicomgen.part10(d) for d in ds[:4]] + [dicomgen.part10(bad)] + [dicomgen.part10(d) for d in ds[4:]])
+    assert response.status_code == 202
+    assert most[0] > 1  # not one after another
+    assert referenced(response) == [d.SOPInstanceUID for d in ds]
+    assert [uid for uid, _ in failures(response)] == [bad.SOPInstanceUID]
+    assert len(stored_instances(services)) == 8
+    assert not list(services.repository.store.iter_keys("pending-index/"))
+
+
 def test_stow_with_the_index_down_stores_everything_pending_and_answers_202(client, services, monkeypatch):
     from repository.errors import IndexUnavailable
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from web.dicomweb.multipart import ReceivedPart, ReceivedRelated
 log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
+STORE_CONCURRENCY = 4  # instances of one request stored at once
 DICOM_JSON = "application/dicom+json"
 
 
@@ -75,6 +77,11 @@ class Stow:
         self.outcome = StowOutcome()
         self._audit: dict[str, tuple[set[str], list[str]]] = {}
         self._deferred: list[tuple[PreparedDicom, Any, tuple[dcm.Coercion, ...]]] = []  # stored, to index
+        # Parts are checked one after another (Python work, one interpreter lock), but stored
+        # several at a time: storing is mostly waiting for the object store, and a batch of ten
+        # stored one by one waited for ten stores' round trips in turn (3 s under load).
+        self._storing = ThreadPoolExecutor(STORE_CONCURRENCY, thread_name_prefix="stow-store")
+        self._in_flight: list[tuple[Future[Any], PreparedDicom, Path, int, tuple[dcm.Coercion, ...]]] = []
 
     # -- entry point -------------------------------------------------------------------------
     def run(self, received: ReceivedRelated) -> StowOutcome:
@@ -93,6 +100,7 @@ class Stow:
                     field="content-type",
                 )
         finally:
+            self._finish_storing()
             # The request's instances are indexed together: one write and, on Elasticsearch, one
             # refresh, instead of one each (a batch of ten waited for ten refreshes under load).
             # Also when a later part ended the request: what was stored is made searchable.
@@ -106,23 +114,33 @@ class Stow:
     def _store_bytes(self, data: bytes, sha256: str, number: int, provenance: Provenance, *, coercions: tuple[dcm.Coercion, ...] = ()) -> None:
         out = self.spool / f"object-{number:05d}.dcm"
         try:
-            try:
-                prepared = prepare_dicom(
-                    data, out, provenance=provenance, allow_test_numbers=self.allow_test_numbers,
-                    limits=self.limits, expected_study_uid=self.study_uid, original_sha256=sha256,
-                )  # fmt: skip
-            except Exception as exc:  # noqa: BLE001 - one instance's failure must never fail the others
-                self._failed(exc, number)
-                return
-            try:
-                outcome = self.services.repository.store_instance(prepared.instance, defer_index=True)
-            except Exception as exc:  # noqa: BLE001
-                _tag(exc, prepared.sop_class_uid, prepared.instance.sop_instance_uid)
-                self._failed(exc, number)
-                return
-        finally:
+            prepared = prepare_dicom(
+                data, out, provenance=provenance, allow_test_numbers=self.allow_test_numbers,
+                limits=self.limits, expected_study_uid=self.study_uid, original_sha256=sha256,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one instance's failure must never fail the others
             out.unlink(missing_ok=True)
-        self._deferred.append((prepared, outcome, coercions))
+            self._failed(exc, number)
+            return
+        store = self.services.repository.store_instance
+        self._in_flight.append((self._storing.submit(store, prepared.instance, defer_index=True), prepared, out, number, coercions))
+
+    def _finish_storing(self) -> None:
+        """Wait for every store begun, in the order of the parts, and note how each ended."""
+        try:
+            for future, prepared, out, number, coercions in self._in_flight:
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001
+                    _tag(exc, prepared.sop_class_uid, prepared.instance.sop_instance_uid)
+                    self._failed(exc, number)
+                else:
+                    self._deferred.append((prepared, outcome, coercions))
+                finally:
+                    out.unlink(missing_ok=True)
+        finally:
+            self._in_flight.clear()
+            self._storing.shutdown(wait=True)
 
     def _stored(self, prepared: PreparedDicom, indexed: bool, extra: tuple[dcm.Coercion, ...]) -> None:
         item = prepared.instance
