@@ -36,7 +36,10 @@ def ologies(env: dict[str, str], *args: str, **options) -> subprocess.Popen:  # 
 
 
 def building_count(es: Elasticsearch, alias: str) -> int:
-    """Documents in the index being rebuilt (0 while there is none, or its shard is starting)."""
+    """Documents in the index being rebuilt (0 while there is none, or its shard is starting).
+    Refreshed first: otherwise what a run has written shows only at its own last refresh, just
+    before it swaps, and on a fast machine the interrupt below then came after the swap."""
+    es.options(ignore_status=(404, 503), max_retries=0).indices.refresh(index=alias)
     found = es.options(ignore_status=(404, 503), max_retries=0).count(index=alias)
     return int(found.body.get("count", 0)) if found.meta.status == 200 else 0
 
@@ -94,7 +97,7 @@ def test_reindex_killed_then_interrupted_then_resumed(backends, tmp_path):
         assert es.count(index=live)["count"] == COUNT
         assert not es.indices.exists_alias(name=building)
         assert set(es.indices.get_alias(name=live).body) != live_index
-        print(f"killed at {killed_at}; last run: {created} created, {carried} carried over, "
+        print(f"second run exit {second.returncode}; killed at {killed_at}; last run: {created} created, {carried} carried over, "
               f"{time.monotonic() - started:.1f} s")
 
     check = subprocess.run([sys.executable, "-m", "ingest.cli", "check"], env=env, capture_output=True, text=True)
