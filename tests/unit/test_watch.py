@@ -242,3 +242,16 @@ def test_dicom_file_uses_its_own_header(services, folder, watch, tmp_path):
         p.read_text() for p in (folder / "failed").glob("*.txt")]
     kept = services.repository.read_instance_header(other.SOPInstanceUID)
     assert kept.PatientID == NHS_B and get_private(kept).get("IngestRoute") == "watch"
+
+
+def test_video_and_pdf_objects_are_held_to_the_upload_rules(services, folder, watch, tmp_path):
+    from tests import mediagen
+
+    (folder / "clip.dcm").write_bytes(mediagen.dicom_video(tmp_path / "v", location=True))
+    (folder / "consent.dcm").write_bytes(mediagen.dicom_pdf(mediagen.pdf(catalog_extra=b"/OpenAction << /S /JavaScript /JS (x) >> ")))
+    outcomes = settle(watch(defaults={"trust": "REM", "specialty": "burns-plastics", "consent": "clinical-care"}), watch.clock)
+    assert sorted((o.name, o.status) for o in outcomes) == [("clip.dcm", "stored"), ("consent.dcm", "failed")]
+    assert "JavaScript" in (folder / "failed" / "consent.dcm.reason.txt").read_text()
+    (doc,) = stored(services)
+    raw = services.repository.open_instance(doc["SOPInstanceUID"]).read()
+    assert mediagen.LOCATION_MARKER not in raw  # the container's location removed on the way in

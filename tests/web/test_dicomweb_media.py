@@ -205,3 +205,19 @@ def test_wic_with_a_pdf_as_pixel_data_is_refused(client, services):
     assert response.status_code == 409
     assert [r for _, r in failures(response)] == [dcm.DATASET_DOES_NOT_MATCH]
     assert stored_instances(services) == []
+
+
+# -- the same objects through the upload API and the watched folder ---------------------------------
+def test_video_and_pdf_objects_through_the_upload_api(client, services, tmp_path):
+    located = mediagen.dicom_video(tmp_path / "v", location=True)
+    scripted = mediagen.dicom_pdf(mediagen.pdf(catalog_extra=b"/OpenAction << /S /JavaScript /JS (x) >> "))
+    files = [("file", ("clip.dcm", located, "application/octet-stream"))]
+    response = client.post("/api/v1/images", data={"nhs_number": "9434765919"}, files=files)
+    assert response.status_code == 201, response.text
+    (item,) = response.json()["files"]
+    _, raw = stored_dataset(services, item["sop_instance_uid"])
+    assert mediagen.LOCATION_MARKER not in raw
+    refused = client.post("/api/v1/images", data={"nhs_number": "9434765919"},
+                          files=[("file", ("consent.dcm", scripted, "application/octet-stream"))])  # fmt: skip
+    assert refused.status_code == 422 and "JavaScript" in refused.text
+    assert len(stored_instances(services)) == 1
