@@ -51,6 +51,14 @@ class ReceivedPart:
         assert self.path is not None
         return self.path.read_bytes()
 
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes (for sniffing), without reading a spooled part whole."""
+        if self.data is not None:
+            return self.data[:size]
+        assert self.path is not None
+        with self.path.open("rb") as handle:
+            return handle.read(size)
+
     def spooled(self, spool: Path) -> Path:
         """A file holding the part (written now if it was kept in memory)."""
         if self.path is None:

@@ -52,7 +52,7 @@ class Built:
 def build(item: dict[str, Any], bulk: dict[str, ReceivedPart], settings: Any, spool: Path) -> Built:
     """The object for one metadata item whose Pixel Data or Encapsulated Document names a part."""
     part, element = _bulk_part(item, bulk)
-    detected = sniff(part.read()[:HEAD_SIZE])
+    detected = sniff(part.head(HEAD_SIZE))
     if detected != part.media_type:
         raise dcm.rejected(dcm.CANNOT_UNDERSTAND, f"the bulk data part says {part.media_type} but holds {detected}", UnsupportedMediaType)
     ds = _dataset(item, exclude=element, bulk=bulk)
