@@ -153,6 +153,9 @@ def test_a_pdf_object_whose_mime_type_lies_is_refused(client, services):
 def video_metadata(uri: str) -> dict:
     data = wic_metadata(uri)
     data["00080016"] = {"vr": "UI", "Value": [VIDEO_PHOTOGRAPHIC]}
+    forearm = {"00080100": {"vr": "SH", "Value": ["14975008"]}, "00080102": {"vr": "SH", "Value": ["SCT"]},
+               "00080104": {"vr": "LO", "Value": ["Forearm"]}}  # fmt: skip
+    data["00082218"] = {"vr": "SQ", "Value": [forearm]}  # AnatomicRegionSequence: the client's to say
     return data
 
 
@@ -169,9 +172,12 @@ def test_wic_with_a_video_makes_a_video_photographic_image(client, services, tmp
     assert (ds.Rows, ds.Columns, int(ds.NumberOfFrames), int(ds.CineRate)) == (240, 320, 24, 24)
     assert mediagen.LOCATION_MARKER not in raw
     assert client.get(f"/api/v1/instances/{uid}/video").content[4:8] == b"ftyp"
+    path = tmp_path / "stored.dcm"
+    path.write_bytes(raw)
+    assert video_errors(path) == []
 
 
-def test_wic_with_a_pdf_makes_an_encapsulated_pdf(client, services):
+def test_wic_with_a_pdf_makes_an_encapsulated_pdf(client, services, tmp_path):
     document = mediagen.pdf()
     metadata = wic_metadata("doc1")
     del metadata["7FE00010"]
@@ -181,9 +187,13 @@ def test_wic_with_a_pdf_makes_an_encapsulated_pdf(client, services):
     response = client.post("/dicomweb/studies", content=body, headers=headers)
     assert response.status_code == 200, response.text
     (uid,) = referenced(response)
-    ds, _ = stored_dataset(services, uid)
+    ds, raw = stored_dataset(services, uid)
     assert ds.SOPClassUID == ENCAPSULATED_PDF and ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
     assert bytes(ds.EncapsulatedDocument)[: int(ds.EncapsulatedDocumentLength)] == document
+    assert ds.BurnedInAnnotation == "YES"  # a form names its patient unless the client says otherwise
+    path = tmp_path / "stored.dcm"
+    path.write_bytes(raw)
+    assert dciodvfy_errors(path) == []
 
 
 def test_wic_with_a_pdf_carrying_javascript_is_refused(client, services):

@@ -206,7 +206,13 @@ def _document(ds: Dataset, part: ReceivedPart, settings: Any, spool: Path) -> Wr
         document = pdf.convert(source, limits=pdf.PDFLimits(max_bytes=settings.max_file_bytes), render_preview=False)
     except OlogiesError as exc:
         raise _unusable(part, exc) from exc
-    _default(ds, SOPClassUID=EncapsulatedPDFStorage, Modality="DOC")
+    _default(ds, SOPClassUID=EncapsulatedPDFStorage, Modality="DOC",
+             # a form sent from a workstation, naming the patient (the safe assumption)
+             ConversionType="WSD", BurnedInAnnotation="YES")  # fmt: skip
+    for keyword, value in (("DocumentTitle", document.title[:64]), ("AcquisitionDateTime", ""),
+                           ("ConceptNameCodeSequence", [])):  # fmt: skip
+        if keyword not in ds:  # Type 2: present, empty where nothing is known
+            setattr(ds, keyword, value)
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
     ds.EncapsulatedDocumentLength = len(document.data)
     ds.EncapsulatedDocument = document.data + (b"\0" if len(document.data) % 2 else b"")
