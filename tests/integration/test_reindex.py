@@ -31,8 +31,14 @@ COUNT = 3000
 def ologies(env: dict[str, str], *args: str, **options) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     return subprocess.Popen(
         [sys.executable, "-m", "ingest.cli", *args], env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **options,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_ctrl_c_default, **options,
     )  # fmt: skip
+
+
+def _ctrl_c_default() -> None:
+    # A test run started in the background (`.ci/run &`) inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: the "Ctrl-C" below would be lost and the run finish.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def building_count(es: Elasticsearch, alias: str) -> int:
