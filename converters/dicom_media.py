@@ -84,7 +84,7 @@ def check_video(ds: Dataset, ts: str, workdir: Path, coercions: list[Coercion]) 
                 "TransferSyntaxUID",
             )
         if found.cleaned is not None:
-            ds.PixelData = encapsulated(found.cleaned.read_bytes())
+            ds.PixelData = encapsulated_video(found.cleaned.read_bytes())
             coercions.append(Coercion(
                 "PixelData", "modified",
                 "location metadata removed from the MP4 container (stream copy: the frames are unchanged)",
@@ -152,8 +152,9 @@ def _write_bitstream(pixel_data: bytes, out: Path) -> None:
         os.truncate(out, total - 1)
 
 
-def encapsulated(data: bytes) -> bytes:
-    """One fragment after an empty Basic Offset Table, padded to even length (PS3.5 A.4)."""
-    if len(data) % 2:
-        data += b"\0"
-    return struct.pack("<HHI", 0xFFFE, 0xE000, 0) + struct.pack("<HHI", 0xFFFE, 0xE000, len(data)) + data
+def encapsulated_video(data: bytes) -> bytes:
+    """An MPEG-4 bitstream as encapsulated Pixel Data: an empty Basic Offset Table, as PS3.5
+    8.2.7-8.2.8 require for video (frames are not fragments; ``encapsulate_frame`` writes an
+    image frame's offset), then the stream as one fragment padded to even length, in one copy."""
+    pad = b"\0" * (len(data) % 2)
+    return b"".join((struct.pack("<HHI", 0xFFFE, 0xE000, 0), struct.pack("<HHI", 0xFFFE, 0xE000, len(data) + len(pad)), data, pad))

@@ -166,8 +166,6 @@ class ReceivedVideo:
     """What :func:`check_received` found in a video that arrived inside a DICOM object."""
 
     codec: str  # h264 or hevc
-    rows: int
-    columns: int
     cleaned: Path | None  # a remuxed MP4 without location metadata; None when kept as received
 
 
@@ -211,7 +209,7 @@ def check_received(path: Path, *, workdir: Path, limits: VideoLimits | None = No
             if _location(handle, walk(handle, cleaned.stat().st_size)):
                 cleaned.unlink(missing_ok=True)
                 raise ConversionFailed("location metadata could not be removed from the video")
-    return ReceivedVideo(info.codec, info.rows, info.columns, cleaned)
+    return ReceivedVideo(info.codec, cleaned)
 
 
 def _location(handle, boxes) -> list[str]:  # type: ignore[no-untyped-def]
@@ -360,7 +358,6 @@ def _check_size(width: int, height: int, limit: tuple[int, int], what: str) -> N
 
 def _poster(container, info: CapturedVideo, limits: VideoLimits) -> tuple[bytes, int]:  # type: ignore[no-untyped-def]
     """The first decodable frame as an upright JPEG, and the display rotation it carried."""
-
     stream = container.streams.video[0]
     stream.thread_type = "NONE"
     for count, packet in enumerate(container.demux(stream)):

@@ -128,7 +128,7 @@ def dicom_video(workdir: Path, *, location: bool = False, patient_id: str = "943
 
     from converters import video as video_converter
     from converters.base import SourceFile
-    from converters.dicom_media import encapsulated
+    from converters.dicom_media import encapsulated_video
     from converters.iods.build_media import build_video
     from converters.iods.media import write_video_file
 
@@ -148,7 +148,7 @@ def dicom_video(workdir: Path, *, location: bool = False, patient_id: str = "943
     if not location:
         return out.read_bytes()
     ds = dcmread(out)
-    ds.PixelData = encapsulated(source.read_bytes())
+    ds.PixelData = encapsulated_video(source.read_bytes())
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

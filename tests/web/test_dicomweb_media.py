@@ -12,10 +12,17 @@ import pytest
 from pydicom.encaps import generate_fragments
 
 from converters import dicom as dcm
-from converters.dicom_media import encapsulated
+from converters.dicom_media import encapsulated_video
 from tests import dicomgen, mediagen
 from tests.dicomvalidate import dciodvfy_errors
-from tests.web.test_dicomweb import failures, referenced, stored_instances, stow, wic_metadata, wic_request
+from tests.web.test_dicomweb import (
+    failures,
+    referenced,
+    stored_instances,
+    stow,
+    wic_metadata,
+    wic_request,
+)
 from tests.web.test_media_api import video_errors
 
 VIDEO_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4.1"
@@ -85,9 +92,9 @@ def test_bad_video_objects_are_refused_and_nothing_is_stored(client, services, t
     elif change == "jpeg-syntax":
         ds.file_meta.TransferSyntaxUID = dcm.JPEG_BASELINE
     elif change == "not-mp4":
-        ds.PixelData = encapsulated(dicomgen.leaky_jpeg())
+        ds.PixelData = encapsulated_video(dicomgen.leaky_jpeg())
     elif change == "truncated":
-        ds.PixelData = encapsulated(mp4[: len(mp4) // 2])
+        ds.PixelData = encapsulated_video(mp4[: len(mp4) // 2])
     else:
         del ds.NumberOfFrames
     buffer = io.BytesIO()

@@ -167,7 +167,7 @@ def _photograph(ds: Dataset, part: ReceivedPart, settings: Any, spool: Path) -> 
 # -- videos ----------------------------------------------------------------------------------
 def _video(ds: Dataset, part: ReceivedPart, settings: Any, spool: Path) -> Wrapped:
     from converters import video
-    from converters.dicom_media import encapsulated
+    from converters.dicom_media import encapsulated_video
     from converters.iods.media import set_video_attributes
     from converters.iods.valuerep import format_ds
 
@@ -191,7 +191,7 @@ def _video(ds: Dataset, part: ReceivedPart, settings: Any, spool: Path) -> Wrapp
                          format_ds(captured.frame_time_ms, "frame_time"), rate, format_ds(captured.duration_s, "duration"))  # fmt: skip
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionMethod = "ISO_14496_10" if captured.codec == "h264" else "ISO_23008_2"
-    ds.PixelData = encapsulated(bitstream)
+    ds.PixelData = encapsulated_video(bitstream)
     ds["PixelData"].VR = "OB"
     remuxed = dcm.Coercion("PixelData", "modified", "the video was remuxed into an MP4 without container metadata (location removed); frames unchanged")
     return captured.transfer_syntax_uid, (remuxed,)
