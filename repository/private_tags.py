@@ -32,24 +32,47 @@ ELEMENTS: dict[int, tuple[str, str]] = {
 _BY_NAME = {name: (offset, vr) for offset, (name, vr) in ELEMENTS.items()}
 
 
+def _block_start(ds: Dataset, *, create: bool) -> int | None:
+    """The first element number of our block in ``ds`` (reserving it if ``create``), or None.
+
+    Found by hand rather than with ``Dataset.private_block``: pydicom caches the PrivateBlock it
+    returns on the dataset, and the block refers back to the dataset. That reference cycle kept
+    every object written (its pixel data too) alive until a full garbage collection, so a
+    busy worker grew by an upload's size per object still waiting for one.
+    """
+    free = None
+    for element in range(0x10, 0x100):
+        creator = ds.get((GROUP, element))
+        if creator is None:
+            free = element if free is None else free
+        elif creator.value == CREATOR:
+            return element << 8
+    if not create or free is None:
+        return None
+    ds.add_new((GROUP, free), "LO", CREATOR)
+    return free << 8
+
+
 def set_private(ds: Dataset, **values: str) -> None:
     """Write the given private values (by keyword) into ``ds``; empty values are skipped."""
-    block = ds.private_block(GROUP, CREATOR, create=True)
+    start = None
     for name, value in values.items():
         offset, vr = _BY_NAME[name]
         if value:
-            block.add_new(offset, vr, value)
+            start = start if start is not None else _block_start(ds, create=True)
+            if start is None:
+                raise ValueError(f"no free private block in group {GROUP:04X}")
+            ds.add_new((GROUP, start + offset), vr, value)
 
 
 def get_private(ds: Dataset) -> dict[str, str]:
     """Read the private values that are present, by keyword."""
-    try:
-        block = ds.private_block(GROUP, CREATOR)
-    except KeyError:
+    start = _block_start(ds, create=False)
+    if start is None:
         return {}
     found: dict[str, str] = {}
     for offset, (name, _vr) in ELEMENTS.items():
-        tag = block.get_tag(offset)
-        if tag in ds:
-            found[name] = str(ds[tag].value)
+        element = ds.get((GROUP, start + offset))
+        if element is not None:
+            found[name] = str(element.value)
     return found

@@ -8,6 +8,7 @@ rows until it commits.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -64,6 +65,9 @@ def _fts_match(text: str) -> str:
 #: scanned the whole text table on every upload (quadratic as the index grew)
 _FTS_SHARES_ROWID = 1
 
+#: connections a process opens at most; more threads than this wait their turn (reads are short)
+MAX_CONNECTIONS = 4
+
 
 def _delete_text(conn: sqlite3.Connection, uid: object) -> None:
     found = conn.execute('SELECT rowid FROM instances WHERE "SOPInstanceUID" = ?', (uid,)).fetchone()
@@ -94,33 +98,50 @@ class SQLiteIndex:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        # A small pool, not a connection per thread: each connection keeps its own page cache (up
+        # to the database's size), and a web worker runs requests on dozens of threads, so
+        # per-thread connections grew the worker by megabytes per thread as the index grew.
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._memory_conn: sqlite3.Connection | None = None
         self._write_lock = threading.Lock()
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        """A new connection (the in-memory database: the one shared connection)."""
         if self.path == ":memory:":
             # One shared connection, so every thread sees the same in-memory database.
             if self._memory_conn is None:
                 self._memory_conn = sqlite3.connect(":memory:", check_same_thread=False)
                 self._memory_conn.row_factory = sqlite3.Row
             return self._memory_conn
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise IndexUnavailable(f"SQLite index {self.path} cannot be opened: {exc}") from exc
-            conn.row_factory = sqlite3.Row
-            self._local.conn = conn
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(f"SQLite index {self.path} cannot be opened: {exc}") from exc
+        conn.row_factory = sqlite3.Row
         return conn
 
     def _run(self, fn):  # type: ignore[no-untyped-def]
+        """``fn(connection)`` on a pooled connection (at most ``MAX_CONNECTIONS`` at once)."""
+        if self.path == ":memory:":
+            return self._call(fn, self._connect())
+        with self._slots:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            try:
+                return self._call(fn, conn)
+            finally:
+                self._idle.put(conn)
+
+    @staticmethod
+    def _call(fn, conn: sqlite3.Connection):  # type: ignore[no-untyped-def]
         try:
-            return fn(self._connect())
+            return fn(conn)
         except sqlite3.OperationalError as exc:
             raise IndexUnavailable(f"SQLite index unavailable: {exc}") from exc
 
@@ -198,10 +219,11 @@ class SQLiteIndex:
         self._run(lambda c: c.execute("SELECT 1 FROM instances LIMIT 1").fetchall())
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
 
     # -- attribute matching (QIDO-RS, C-FIND): search/backends/sqlite_attributes.py ------------
     def search_instances(self, query: AttributeQuery) -> InstancePage:
