@@ -8,8 +8,9 @@ copied unchanged. Which segments are kept and why is explained in :mod:`converte
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+import numpy as np
 
 from converters.base import Limits
 from converters.bitstream import Bitstream
@@ -31,7 +32,29 @@ SOF_NAMES = {
 SEQUENTIAL_HUFFMAN = (0xC0, 0xC1)
 _CONVERTIBLE_SOFS = (0xC0, 0xC1, 0xC2, 0xC9, 0xCA)
 _KEPT_MARKERS = (0xC4, 0xDB, 0xDD, 0xCC, 0xDC, 0xDF)  # DHT, DQT, DRI, DAC, DNL, EXP
-_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # skips stuffing, RSTn and fill bytes
+_SCAN_CHUNK = 1 << 20
+
+
+def next_marker(data: bytes, pos: int) -> int | None:
+    """Where the first marker at or after ``pos`` starts (its 0xFF), skipping what may occur
+    inside entropy-coded data: stuffed 0xFF00, RSTn and fill bytes. None if there is none.
+
+    Vectorised, a megabyte at a time: a camera JPEG has megabytes of scan data with a 0xFF in
+    every few hundred bytes, and the regular expression this replaces took 12 ms to cross one,
+    a third of the CPU of a whole upload.
+    """
+    array = np.frombuffer(data, dtype=np.uint8)
+    for begin in range(pos, len(array) - 1, _SCAN_CHUNK):
+        chunk = array[begin : begin + _SCAN_CHUNK + 1]  # one byte more: a pair may straddle
+        ffs = np.flatnonzero(chunk[:-1] == 0xFF)
+        if ffs.size == 0:
+            continue
+        follower = chunk[ffs + 1]
+        marker = (follower != 0x00) & (follower != 0xFF) & ((follower < 0xD0) | (follower > 0xD7))
+        hits = np.flatnonzero(marker)
+        if hits.size:
+            return begin + int(ffs[hits[0]])
+    return None
 _SUBSAMPLING = {
     (1, 1): "4:4:4",
     (2, 1): "4:2:2",
@@ -126,13 +149,13 @@ def parse(data: bytes, *, limits: Limits) -> ParsedJpeg:
             raise _bad(f"JPEG has an unexpected marker 0xFF{code:02X} at byte {start}")
         out.add(segment)
         if code == 0xDA:
-            match = _NEXT_MARKER.search(data, pos)
-            if match is None:
+            found = next_marker(data, pos)
+            if found is None:
                 raise _bad("JPEG is truncated: the compressed data ends without an EOI marker")
             if state.scans == 1:
-                state.first_scan = (out.size, out.size + match.start() - pos)
-            out.add(view[pos : match.start()])
-            pos = match.start()
+                state.first_scan = (out.size, out.size + found - pos)
+            out.add(view[pos:found])
+            pos = found
 
 
 class _Pieces:

@@ -21,6 +21,7 @@ JPEG_TRANSFER_SYNTAXES = (JPEGBaseline8Bit, JPEGExtended12Bit)
 NATIVE_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian,)
 
 _HEADERS_READ = 1 << 20  # metadata before the first scan beyond this is refused (a JPEG's are KBs)
+_HEADERS_FIRST = 1 << 16
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 # Segments that can carry identity or location (EXIF GPS, XMP, IPTC, free comments) must have
 # been stripped by the converter (DECISIONS.md 7, 9); finding one here is a bug upstream.
@@ -77,40 +78,18 @@ def read_jpeg_frame_info(bitstream: bytes | Bitstream) -> JPEGFrameInfo:
     has no frame header, or still contains a metadata segment that may identify or locate.
     """
     if isinstance(bitstream, Bitstream):  # the headers and the end are all that is read
-        ending, data = bitstream.tail(64), bitstream.head(_HEADERS_READ)
+        # A camera's headers are KBs: read 64 KB of them first, not a megabyte each time
+        ending, data = bitstream.tail(64), bitstream.head(_HEADERS_FIRST)
     else:
         ending, data = bitstream, bitstream
     if data[:2] != b"\xff\xd8":
         raise ValueError('Argument "pixel_data" is not a JPEG bitstream (no SOI marker).')
     if ending.rstrip(b"\x00")[-2:] != b"\xff\xd9":
         raise ValueError('Argument "pixel_data" is a truncated JPEG bitstream (no EOI marker).')
-    pos, frame, adobe = 2, None, None
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise ValueError(f'Argument "pixel_data" has a corrupt JPEG marker at byte {pos}.')
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        pos += 2
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # stand-alone markers carry no length
-            continue
-        length = int.from_bytes(data[pos : pos + 2], "big")
-        if length < 2 or pos + length > len(data):
-            raise ValueError('Argument "pixel_data" has a JPEG segment running past the end.')
-        segment = data[pos + 2 : pos + length]
-        if marker in _FORBIDDEN_SEGMENTS:
-            raise ValueError(
-                f'Argument "pixel_data" still contains a {_FORBIDDEN_SEGMENTS[marker]} segment; '
-                "metadata must be stripped before wrapping."
-            )
-        if marker == 0xEE and segment[:5] == b"Adobe" and len(segment) >= 12:
-            adobe = segment[11]
-        if marker in _SOF_MARKERS:
-            frame = (marker, segment)
-        if marker == 0xDA:  # start of scan: the headers that matter are behind us
-            break
-        pos += length
+    partial = isinstance(bitstream, Bitstream) and len(data) == _HEADERS_FIRST
+    frame, adobe, reached_scan = _walk_headers(data, complete=not partial)
+    if partial and not reached_scan and isinstance(bitstream, Bitstream):
+        frame, adobe, _ = _walk_headers(bitstream.head(_HEADERS_READ), complete=True)
     if frame is None:
         raise ValueError('Argument "pixel_data" has no JPEG frame header (SOFn).')
     marker, seg = frame
@@ -127,6 +106,42 @@ def read_jpeg_frame_info(bitstream: bytes | Bitstream) -> JPEGFrameInfo:
         sampling_factors=tuple((c[1] >> 4, c[1] & 0x0F) for c in comps),
         adobe_transform=adobe,
     )
+
+
+def _walk_headers(data: bytes, *, complete: bool) -> tuple[tuple[int, bytes] | None, int | None, bool]:
+    """The frame header, the Adobe transform and whether the first scan was reached, from the
+    marker segments of ``data``. ``complete``: ``data`` is all there is to read, so a segment
+    running past its end is an error (otherwise: not reached yet)."""
+    pos, frame, adobe = 2, None, None
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f'Argument "pixel_data" has a corrupt JPEG marker at byte {pos}.')
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        pos += 2
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # stand-alone markers carry no length
+            continue
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2 or pos + length > len(data):
+            if not complete and length >= 2:
+                return frame, adobe, False
+            raise ValueError('Argument "pixel_data" has a JPEG segment running past the end.')
+        segment = data[pos + 2 : pos + length]
+        if marker in _FORBIDDEN_SEGMENTS:
+            raise ValueError(
+                f'Argument "pixel_data" still contains a {_FORBIDDEN_SEGMENTS[marker]} segment; '
+                "metadata must be stripped before wrapping."
+            )
+        if marker == 0xEE and segment[:5] == b"Adobe" and len(segment) >= 12:
+            adobe = segment[11]
+        if marker in _SOF_MARKERS:
+            frame = (marker, segment)
+        if marker == 0xDA:  # start of scan: the headers that matter are behind us
+            return frame, adobe, True
+        pos += length
+    return frame, adobe, False
 
 
 def jpeg_pixel_module(

@@ -364,3 +364,23 @@ def test_dermatoscope_jpeg_converts(tmp_path: Path) -> None:
         1224,
         1632,
     ) and captured.capture.manufacturer == "ExampleDerm"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1 << 20])
+def test_next_marker_skips_stuffing_restarts_and_fill_bytes_across_chunks(monkeypatch, chunk):
+    """The vectorised marker search answers what the regular expression it replaced answered
+    (a 0xFF not followed by 0x00, RSTn or another 0xFF), also when a pair straddles its chunks."""
+    import random
+    import re
+
+    from converters import jpeg_markers
+
+    monkeypatch.setattr(jpeg_markers, "_SCAN_CHUNK", chunk)
+    reference = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+    rng = random.Random(chunk)
+    for _ in range(400):
+        n = rng.randint(0, 60)
+        data = bytes(rng.choice([0xFF, 0x00, 0xD0, 0xD7, 0xD9, 0xC4, 0x12, 0xDA]) for _ in range(n))
+        pos = rng.randint(0, n)
+        expected = reference.search(data, pos)
+        assert jpeg_markers.next_marker(data, pos) == (expected.start() if expected else None), (data, pos)
