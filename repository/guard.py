@@ -18,7 +18,6 @@ from repository.audit import OUTCOME_MINOR_FAILURE, AuditEvent, AuditLog
 from repository.errors import Forbidden, IndexUnavailable, NotFound, OlogiesError
 from repository.metrics import count_ingest
 from repository.service import Repository
-from search.document import document_from_dataset
 from search.query import InstanceQuery, SearchPage
 
 # A thumbnail fetched soon after a listing that showed it to the same caller is covered by the
@@ -86,13 +85,18 @@ class Guard:
 
     # -- one instance ------------------------------------------------------------------------
     def document(self, uid: str) -> dict[str, Any]:
-        """The instance's index document, or one derived from the object while it is pending."""
-        try:
-            return self.repository.index.get(uid)
-        except (NotFound, IndexUnavailable):
-            key = self.repository.locate(uid)
-            header = self.repository.read_instance_header(uid)
-            return document_from_dataset(header, self.repository.store.head(key))
+        """The instance's index document, or one derived from the object while it is pending or
+        while the index is down. After an index failure the index is not asked again for
+        ``index_retry_seconds``: each view would otherwise pay for the failure first."""
+        repository = self.repository
+        if not repository.index_paused():
+            try:
+                return repository.index.get(uid)
+            except NotFound:
+                pass
+            except IndexUnavailable:
+                repository.pause_index()
+        return repository.document_for_key(repository.locate(uid))
 
     def open_instance(
         self, caller: Caller, uid: str, action: Action, *, purpose: PurposeValues = PurposeValues.DIRECT_CARE,

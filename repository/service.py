@@ -29,8 +29,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
 from collections import deque
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -236,8 +236,7 @@ class Repository:
                 self.index.upsert_many(documents)
         except IndexUnavailable as exc:
             log.warning("index unavailable, %d instance(s) stay pending (first %s): %s", len(waiting), waiting[0].key, exc)
-            with self._breaker_lock:
-                self._index_down_until = time.monotonic() + self.index_retry_seconds
+            self.pause_index()
             for o in waiting:
                 self._keep_marker(keys.pending_key(o.sop_instance_uid), o.key)
             return outcomes
@@ -266,6 +265,16 @@ class Repository:
         """End the pause on index writes (called after a reconcile pass succeeds)."""
         with self._breaker_lock:
             self._index_down_until = 0.0
+
+    def index_paused(self) -> bool:
+        """Whether the index failed in the last ``index_retry_seconds`` (and no reconcile pass
+        has succeeded since): callers with another way to an answer should take it."""
+        return time.monotonic() < self._index_down_until
+
+    def pause_index(self) -> None:
+        """Note that the index just failed (a read as well as a write may find it so)."""
+        with self._breaker_lock:
+            self._index_down_until = time.monotonic() + self.index_retry_seconds
 
     def _existing(self, item: PreparedInstance) -> StoreOutcome | None:
         """The stored instance with this UID, if any; refuses a different patient or content."""
@@ -346,7 +355,7 @@ class Repository:
                 self.store.put(keys.locator_key(sop_uid), key.encode(), media_type="text/plain", if_none_match=True)
             except AlreadyExists:
                 pass
-            self.index.upsert(self._document_for_key(key))
+            self.index.upsert(self.document_for_key(key))
             self.store.delete(marker)
             done += 1
         self.index_recovered()
@@ -355,7 +364,8 @@ class Repository:
     def pending_count(self) -> int:
         return sum(1 for _ in self.store.iter_keys(keys.PENDING))
 
-    def _document_for_key(self, key: str) -> dict[str, object]:
+    def document_for_key(self, key: str) -> dict[str, object]:
+        """The index document of the object at ``key``, read from the store (its header only)."""
         open_stored = getattr(self.store, "open_stored", None)  # one request where the store can
         stored, handle = open_stored(key) if open_stored else (self.store.head(key), self.store.open(key))
         with handle:
@@ -377,7 +387,7 @@ class Repository:
 
         def read(key: str) -> dict[str, object] | None:
             try:
-                doc = self._document_for_key(key)
+                doc = self.document_for_key(key)
             except NotFound:
                 return None  # deleted while we listed
             except Exception as exc:  # noqa: BLE001 - one unreadable object must not stop a rebuild
