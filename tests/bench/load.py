@@ -11,7 +11,9 @@ p99 per kind of request, the error rate and the server's peak memory.
 With ``--index-down`` the second phase expects what the service promises while the index is
 away: searches answer 503 (never an empty 200: counted as honest, not as errors), thumbnails and
 uploads (202, "not yet searchable") and STOW-RS keep working, and their p95 is compared with the
-first phase. An error is any other status, a connection failure or a timeout.
+first phase. The clients keep the first phase's pace: a search answered 503 at once still holds
+its client for the first phase's mean search time, so the other requests are compared under the
+same offered load (not under the extra load of clients that no longer wait for searches). An error is any other status, a connection failure or a timeout.
 """
 
 from __future__ import annotations
@@ -159,9 +161,13 @@ class Load:
         return http.post("/dicomweb/studies", content=body,
                          headers={"Content-Type": content_type, "Accept": "application/dicom+json"})  # fmt: skip
 
-    def run(self, name: str, duration: float, *, index_down: bool = False, server_pid: int | None = None) -> Phase:
+    def run(self, name: str, duration: float, *, index_down: bool = False, server_pid: int | None = None,
+            search_pace: float = 0.0) -> Phase:  # fmt: skip
         """``clients`` clients for ``duration`` seconds, in up to four processes (one process's
-        GIL would otherwise be the bottleneck being measured)."""
+        GIL would otherwise be the bottleneck being measured). ``search_pace``: with the index
+        down, a client whose search is answered 503 waits out this many seconds from its start
+        (the clean phase's mean search), so that the other requests meet the same offered load as
+        in the clean phase instead of the load of clients no longer waiting for searches."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -173,7 +179,7 @@ class Load:
             sampler.start()
         processes = max(1, min(4, self.clients // 5))  # five clients a process, at most four
         shares = [self.clients // processes + (1 if i < self.clients % processes else 0) for i in range(processes)]
-        jobs = [(self.base_url, self.headers, list(self.uids), share, duration, index_down, f"{name}:{i}")
+        jobs = [(self.base_url, self.headers, list(self.uids), share, duration, index_down, f"{name}:{i}", search_pace)
                 for i, share in enumerate(shares)]  # fmt: skip
         with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
             for part in pool.map(_client_process, jobs):
@@ -184,9 +190,9 @@ class Load:
         return phase
 
 
-def _client_process(job: tuple[str, dict[str, str], list[str], int, float, bool, str]) -> Phase:
+def _client_process(job: tuple[str, dict[str, str], list[str], int, float, bool, str, float]) -> Phase:
     """One process of the load generator: ``threads`` clients until the deadline."""
-    base_url, headers, uids, threads, duration, index_down, name = job
+    base_url, headers, uids, threads, duration, index_down, name, search_pace = job
     load = Load(base_url, headers, clients=threads)  # the 5 MB photograph made before the clock starts
     load.uids = uids
     phase = Phase(name)
@@ -209,6 +215,8 @@ def _client_process(job: tuple[str, dict[str, str], list[str], int, float, bool,
                 except httpx.HTTPError as exc:
                     status, detail = 0, type(exc).__name__
                 elapsed = time.perf_counter() - started
+                if kind == "search" and index_down and status == 503 and search_pace > elapsed:
+                    time.sleep(search_pace - elapsed)  # keep the clean phase's pace (Load.run)
                 with record_lock:
                     phase.requests += 1
                     phase.statuses[kind][str(status) if status else detail] += 1
@@ -264,7 +272,9 @@ def run(duration: float, clients: int, *, backends: str = "embedded", index_down
         log(json.dumps(phases[-1].summary()))
         if index_down and proxy is not None:
             proxy.set("down")
-            phases.append(load.run("index down", duration, index_down=True, server_pid=server.pid))
+            clean_search = phases[0].latencies.get("search") or [0.0]
+            phases.append(load.run("index down", duration, index_down=True, server_pid=server.pid,
+                                   search_pace=statistics.fmean(clean_search)))  # fmt: skip
             proxy.set("up")
             log(json.dumps(phases[-1].summary()))
         return {
