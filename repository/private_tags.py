@@ -40,13 +40,13 @@ def _block_start(ds: Dataset, *, create: bool) -> int | None:
     every object written (its pixel data too) alive until a full garbage collection, so a
     busy worker grew by an upload's size per object still waiting for one.
     """
-    free = None
-    for element in range(0x10, 0x100):
-        creator = ds.get((GROUP, element))
-        if creator is None:
-            free = element if free is None else free
-        elif creator.value == CREATOR:
-            return element << 8
+    taken = set()
+    for tag in ds.keys():  # the few elements present, not the 240 places a creator may be
+        if tag.group == GROUP and 0x10 <= tag.element <= 0xFF:
+            if ds[tag].value == CREATOR:
+                return int(tag.element) << 8
+            taken.add(tag.element)
+    free = next((element for element in range(0x10, 0x100) if element not in taken), None)
     if not create or free is None:
         return None
     ds.add_new((GROUP, free), "LO", CREATOR)
