@@ -40,8 +40,7 @@ def next_marker(data: bytes, pos: int) -> int | None:
     inside entropy-coded data: stuffed 0xFF00, RSTn and fill bytes. None if there is none.
 
     Vectorised, a megabyte at a time: a camera JPEG has megabytes of scan data with a 0xFF in
-    every few hundred bytes, and the regular expression this replaces took 12 ms to cross one,
-    a third of the CPU of a whole upload.
+    every few hundred bytes (0.9 ms for 4 MB, against 1.4 ms for a regular expression).
     """
     array = np.frombuffer(data, dtype=np.uint8)
     for begin in range(pos, len(array) - 1, _SCAN_CHUNK):
