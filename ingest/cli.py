@@ -52,6 +52,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from web.multiprocess import prepare_multiprocess_metrics
 
     prepare_multiprocess_metrics()  # before prometheus_client is imported here or in a worker
+    from ingest.allocator import tune_allocator
+
+    tune_allocator()  # here, so that every process forked from this one has it (the DICOM listener too)
     import uvicorn
 
     from web.observability import configure_logging
@@ -127,8 +130,10 @@ def _run_sidecar(settings, dimse_port: int | None, metrics_port: int | None) -> 
 
 def cmd_dimse(args: argparse.Namespace) -> int:
     """Run only the DICOM listener (C-STORE, C-ECHO, C-FIND) until interrupted."""
+    from ingest.allocator import tune_allocator
     from ingest.dimse import serve_forever
 
+    tune_allocator()
     services = _services(args)
     serve_forever(services, host=args.host, port=args.port)
     services.close()

@@ -85,8 +85,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(settings: Settings) -> None:
+    from ingest.allocator import tune_allocator
     from repository.registry import open_index, open_store
     from repository.service import Repository
+
+    tune_allocator()  # a spawned process: nothing inherited
 
     _WORKER["repository"] = Repository(
         open_store(settings), open_index(settings), index_retry_seconds=settings.index_retry_seconds

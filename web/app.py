@@ -7,14 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from ingest.allocator import tune_allocator
 from repository.settings import Settings
+from web.dicomweb import router as dicomweb_router
 from web.errors import install_error_handlers
 from web.limits import BodySizeLimit
 from web.observability import configure_logging, install_observability
-from web.dicomweb import router as dicomweb_router
 from web.pages import router as pages_router
 from web.routes import governance, health, images, instances, reference, search
-from web.services import Services, tune_allocator
+from web.services import Services
 
 
 def create_app_from_environment() -> FastAPI:
