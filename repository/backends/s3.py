@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlparse
 
@@ -93,6 +95,17 @@ def _read_up_to(source: BinaryIO, size: int) -> bytes:
     while len(buffer) < size and (chunk := source.read(min(CHUNK, size - len(buffer)))):
         buffer += chunk
     return bytes(buffer)
+
+
+def _remaining_in_file(source: BinaryIO, start: int | None) -> int | None:
+    """Bytes from ``start`` to the end of ``source`` if it is a regular file, else None."""
+    if start is None:
+        return None
+    try:
+        stat = os.fstat(source.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return stat.st_size - start if S_ISREG(stat.st_mode) else None
 
 
 def _tell(source: BinaryIO) -> int | None:  # where to rewind to, if the source can
@@ -230,6 +243,11 @@ class S3ObjectStore:
 
     def _write(self, full: str, key: str, stream: BinaryIO, media: str, cond: bool, known: str | None = None) -> StoredObject:
         start = _tell(stream)
+        file_size = _remaining_in_file(stream, start)
+        if known and file_size is not None and file_size <= self.multipart_threshold:
+            # A file whose digest is known goes as it is: botocore reads it as it sends (and
+            # rewinds it to retry), where reading it into memory first held two copies of it.
+            return self._put_single(full, key, stream, media, cond, known, size=file_size)
         head = _read_up_to(stream, self.multipart_threshold + 1)
         if len(head) <= self.multipart_threshold:
             return self._put_single(full, key, head, media, cond, known)
@@ -285,8 +303,11 @@ class S3ObjectStore:
                 Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
             )
 
-    def _put_single(self, full: str, key: str, data: bytes, media: str, cond: bool, known: str | None = None) -> StoredObject:
-        digest = bytes.fromhex(known) if known else hashlib.sha256(data).digest()
+    def _put_single(self, full: str, key: str, data: bytes | BinaryIO, media: str, cond: bool,
+                    known: str | None = None, *, size: int | None = None) -> StoredObject:  # fmt: skip
+        if isinstance(data, (bytes, bytearray)):
+            size = len(data)
+        digest = bytes.fromhex(known) if known else hashlib.sha256(cast(bytes, data)).digest()
         params = self._params(full, media, digest.hex())
         params.update(Body=data, ChecksumSHA256=_b64(digest))
         if cond:
@@ -294,7 +315,7 @@ class S3ObjectStore:
         with self._errors(key):
             response = self._client.put_object(**params)
         self._check_echo(response, {_b64(digest)}, full, key)
-        return StoredObject(key, len(data), digest.hex(), media)
+        return StoredObject(key, int(cast(int, size)), digest.hex(), media)
 
     def _put_multipart(self, full: str, key: str, body: BinaryIO, size: int, digest: str,
                        media: str, cond: bool) -> StoredObject:

@@ -335,6 +335,25 @@ class TestS3ObjectStore(ObjectStoreContract):
         stored = store.put_file("t/right-digest", path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
         assert stored.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
+    def test_put_file_sends_the_file_without_reading_it_into_memory(
+        self, store: S3ObjectStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A prepared file under the multipart threshold goes in one PutObject read from the file
+        as it is sent (it was read whole first, two copies of it in memory)."""
+        from repository.backends import s3 as s3_backend
+
+        def no_buffering(*args: Any) -> bytes:
+            raise AssertionError("the file was read into memory")
+
+        monkeypatch.setattr(s3_backend, "_read_up_to", no_buffering)
+        data = bytes(range(256)) * 4096  # 1 MiB
+        path = tmp_path / "prepared.dcm"
+        path.write_bytes(data)
+        stored = store.put_file("t/streamed", path, sha256=hashlib.sha256(data).hexdigest())
+        assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        with store.open("t/streamed") as handle:
+            assert handle.read() == data
+
     def test_server_side_encryption_is_requested(self, s3_target: S3Target, prefix: str) -> None:
         """The header goes on PutObject and CreateMultipartUpload. A server without SSE set up
         (MinIO without KMS, SeaweedFS without a key) must refuse rather than store plain."""
