@@ -8,6 +8,7 @@ rows until it commits.
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
@@ -98,15 +99,20 @@ class SQLiteIndex:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # A small pool, not a connection per thread: each connection keeps its own page cache (up
-        # to the database's size), and a web worker runs requests on dozens of threads, so
-        # per-thread connections grew the worker by megabytes per thread as the index grew.
-        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        # A small pool, not a connection per thread: each connection keeps its own page cache
+        # (up to 2 MB by default), and a web worker runs requests on up to 40 threads.
+        self._new_pool()
+        self._inherited: list[sqlite3.Connection] = []
+        self._fork_lock = threading.Lock()
         self._memory_conn: sqlite3.Connection | None = None
         self._write_lock = threading.Lock()
 
     # -- connections -------------------------------------------------------------------------
+    def _new_pool(self) -> None:
+        self._pid = os.getpid()
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
     def _connect(self) -> sqlite3.Connection:
         """A new connection (the in-memory database: the one shared connection)."""
         if self.path == ":memory:":
@@ -128,6 +134,11 @@ class SQLiteIndex:
         """``fn(connection)`` on a pooled connection (at most ``MAX_CONNECTIONS`` at once)."""
         if self.path == ":memory:":
             return self._call(fn, self._connect())
+        if self._pid != os.getpid():  # forked: SQLite connections must not cross a fork
+            with self._fork_lock:  # not the write lock: a writer calls this holding that
+                if self._pid != os.getpid():
+                    self._inherited.extend(self._idle.queue)  # kept, never used or closed here
+                    self._new_pool()
         with self._slots:
             try:
                 conn = self._idle.get_nowait()
