@@ -228,6 +228,8 @@ def _parse_meta(data: bytes, pos: int) -> _Received:
         if vr not in _ALL_VRS:
             raise cannot_understand("DICOM file meta information is malformed (no explicit VR)")
         if vr in _LONG_VRS:
+            if pos + 12 > len(data):  # the 4-byte length of OB, UN, ... is cut off
+                raise cannot_understand("DICOM file meta information is truncated or too large")
             (length,) = struct.unpack_from("<I", data, pos + 8)
             start = pos + 12
         else:

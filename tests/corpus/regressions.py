@@ -46,6 +46,13 @@ def build() -> dict[str, tuple[bytes, str, str, str]]:
         "stow-warning-header-non-ascii": (_dicom_with_study_uid_bytes("latin1", b"2.25.4781\xb7"), "a.dcm", "dicom", "refused"),
         "stow-warning-header-crlf": (_dicom_with_study_uid_bytes("crlf", b"2.25.1\r\nX-Injected: 1"), "a.dcm", "dicom", "refused"),
         "stow-warning-header-utf8": (_dicom_with_study_uid_bytes("utf8", "2.25.ŷ".encode()), "a.dcm", "dicom", "refused"),
+        # every DICOM route would have answered 500 (struct.error): file meta whose last element
+        # has a long VR (OB) and ends inside its 4-byte length (fuzzing, harness "dicom", CI of
+        # session 4). Fixed: converters/dicom_read.py _parse_meta checks the length is there.
+        "dicom-meta-long-vr-length-cut": (
+            bytes(128) + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\xbe\x00\x00\x00" + b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00",
+            "a.dcm", "dicom", "refused",
+        ),
     }
 
 
