@@ -32,7 +32,15 @@ SOF_NAMES = {
 SEQUENTIAL_HUFFMAN = (0xC0, 0xC1)
 _CONVERTIBLE_SOFS = (0xC0, 0xC1, 0xC2, 0xC9, 0xCA)
 _KEPT_MARKERS = (0xC4, 0xDB, 0xDD, 0xCC, 0xDC, 0xDF)  # DHT, DQT, DRI, DAC, DNL, EXP
-_SCAN_CHUNK = 1 << 20
+_SCAN_CHUNK = 1 << 20  # next_marker's step
+_SUBSAMPLING = {
+    (1, 1): "4:4:4",
+    (2, 1): "4:2:2",
+    (2, 2): "4:2:0",
+    (4, 1): "4:1:1",
+    (1, 2): "4:4:0",
+    (4, 2): "4:1:0",
+}
 
 
 def next_marker(data: bytes, pos: int) -> int | None:
@@ -54,14 +62,6 @@ def next_marker(data: bytes, pos: int) -> int | None:
         if hits.size:
             return begin + int(ffs[hits[0]])
     return None
-_SUBSAMPLING = {
-    (1, 1): "4:4:4",
-    (2, 1): "4:2:2",
-    (2, 2): "4:2:0",
-    (4, 1): "4:1:1",
-    (1, 2): "4:4:0",
-    (4, 2): "4:1:0",
-}
 
 
 @dataclass

@@ -55,14 +55,15 @@ def _block_start(ds: Dataset, *, create: bool) -> int | None:
 
 def set_private(ds: Dataset, **values: str) -> None:
     """Write the given private values (by keyword) into ``ds``; empty values are skipped."""
-    start = None
-    for name, value in values.items():
+    present = {name: value for name, value in values.items() if value}
+    if not present:
+        return
+    start = _block_start(ds, create=True)
+    if start is None:
+        raise ValueError(f"no free private block in group {GROUP:04X}")
+    for name, value in present.items():
         offset, vr = _BY_NAME[name]
-        if value:
-            start = start if start is not None else _block_start(ds, create=True)
-            if start is None:
-                raise ValueError(f"no free private block in group {GROUP:04X}")
-            ds.add_new((GROUP, start + offset), vr, value)
+        ds.add_new((GROUP, start + offset), vr, value)
 
 
 def get_private(ds: Dataset) -> dict[str, str]:

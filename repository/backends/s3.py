@@ -247,10 +247,11 @@ class S3ObjectStore:
         if known and file_size is not None and file_size <= self.multipart_threshold:
             # A file whose digest is known goes as it is: botocore reads it as it sends (and
             # rewinds it to retry), where reading it into memory first held two copies of it.
-            return self._put_single(full, key, stream, media, cond, known, size=file_size)
+            return self._put_single(full, key, stream, file_size, bytes.fromhex(known), media, cond)
         head = _read_up_to(stream, self.multipart_threshold + 1)
         if len(head) <= self.multipart_threshold:
-            return self._put_single(full, key, head, media, cond, known)
+            digest = bytes.fromhex(known) if known else hashlib.sha256(head).digest()
+            return self._put_single(full, key, head, len(head), digest, media, cond)
         spooled = start is None
         with tempfile.TemporaryFile(dir=self.spool_dir) if spooled else nullcontext(stream) as body:
             if spooled:  # a stream goes to disk, so that it can be hashed and then read again
@@ -303,19 +304,17 @@ class S3ObjectStore:
                 Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
             )
 
-    def _put_single(self, full: str, key: str, data: bytes | BinaryIO, media: str, cond: bool,
-                    known: str | None = None, *, size: int | None = None) -> StoredObject:  # fmt: skip
-        if isinstance(data, (bytes, bytearray)):
-            size = len(data)
-        digest = bytes.fromhex(known) if known else hashlib.sha256(cast(bytes, data)).digest()
+    def _put_single(self, full: str, key: str, body: bytes | BinaryIO, size: int, digest: bytes, media: str,
+                    cond: bool) -> StoredObject:  # fmt: skip
+        """One PutObject of ``body`` (bytes, or an open file botocore reads as it sends)."""
         params = self._params(full, media, digest.hex())
-        params.update(Body=data, ChecksumSHA256=_b64(digest))
+        params.update(Body=body, ChecksumSHA256=_b64(digest))
         if cond:
             params["IfNoneMatch"] = "*"
         with self._errors(key):
             response = self._client.put_object(**params)
         self._check_echo(response, {_b64(digest)}, full, key)
-        return StoredObject(key, int(cast(int, size)), digest.hex(), media)
+        return StoredObject(key, size, digest.hex(), media)
 
     def _put_multipart(self, full: str, key: str, body: BinaryIO, size: int, digest: str,
                        media: str, cond: bool) -> StoredObject:
