@@ -34,6 +34,9 @@ if [ "${OLOGIES_TEST_UNIT_ONLY:-0}" != 1 ]; then
   start orthanc
   # shellcheck disable=SC1091
   source infra/test-env.sh
+  echo "== docker compose (to check infra/compose.yml)"
+  OLOGIES_TEST_COMPOSE=$(bash infra/install-compose.sh) || { echo "FATAL: docker compose could not be installed" >&2; exit 1; }
+  export OLOGIES_TEST_COMPOSE
 fi
 
 echo "== pytest"
