@@ -24,15 +24,14 @@ SETTINGS = {f"OLOGIES_{name.upper()}" for name in Settings.model_fields}
 
 def compose_cli() -> list[str] | None:
     """``OLOGIES_TEST_COMPOSE`` (set by infra/test.sh from infra/install-compose.sh), else the
-    docker CLI's compose plugin or a standalone ``docker-compose`` if either is here."""
+    docker CLI's compose plugin if it is here."""
     if named := os.environ.get("OLOGIES_TEST_COMPOSE"):
         return shlex.split(named)
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
         if probe.returncode == 0:
             return ["docker", "compose"]
-    standalone = shutil.which("docker-compose")
-    return [standalone] if standalone else None
+    return None
 
 
 def k8s_documents() -> list[dict]:
