@@ -107,10 +107,13 @@ class Settings(BaseSettings):
     #: timeout of a search and of the readiness probe, seconds, with no retry: a hung cluster
     #: turns into a quick 503 (RELIABILITY.md F5) rather than a request held for es_timeout x 3
     es_search_timeout: float = Field(default=2.0, gt=0)
-    #: an upload is searchable when it is acknowledged (a refresh shared by concurrent writers);
-    #: false: acknowledged once durably indexed, searchable within the index's refresh interval
-    #: (1 s), for more uploads per second (infra/README.md, benchmarks)
+    #: an upload is searchable when it is acknowledged (its write waits for the next scheduled
+    #: refresh); false: acknowledged once durably indexed, searchable within es_refresh_interval
     es_publish_writes: bool = True
+    #: the live index's refresh interval (Elasticsearch time units; never -1, which would hold
+    #: every acknowledgement): the most an upload waits to be searchable, and how often the
+    #: cluster makes a new segment under a stream of uploads (infra/README.md, benchmarks)
+    es_refresh_interval: str = Field(default="250ms", pattern=r"^[1-9][0-9]*(ms|s)$")
 
     # Security (issue 6). Sign-in is always required; these choose how.
     #: OpenID Connect (NHS CIS2, Entra ID, Keycloak): bearer JWTs are accepted when issuer is set

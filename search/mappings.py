@@ -58,6 +58,9 @@ FACET_FIELDS = {
 FACET_SIZE = 10_000
 #: from+size bound on our indices; deeper pages are walked with a point in time + search_after
 MAX_RESULT_WINDOW = 50_000
+#: how often the shard publishes new writes; an acknowledged write waits for the next one
+#: (``refresh=wait_for``), so this bounds both the extra upload latency and the refresh rate
+REFRESH_INTERVAL = "250ms"
 #: largest keyword indexed (8191 chars stay below Lucene's 32766-byte term limit in UTF-8)
 KEYWORD_IGNORE_ABOVE = 8191
 #: the standard tokenizer cuts tokens at 255 characters; cut ours the same way
@@ -140,7 +143,7 @@ def _property(name: str) -> dict[str, Any]:
     return prop
 
 
-def index_body(*, max_result_window: int = MAX_RESULT_WINDOW) -> dict[str, Any]:
+def index_body(*, max_result_window: int = MAX_RESULT_WINDOW, refresh_interval: str = REFRESH_INTERVAL) -> dict[str, Any]:
     """Settings, mappings and ``_meta`` for a new concrete index (keyword args of indices.create)."""
     properties = {name: _property(name) for name in ALL_FIELDS}
     properties[TEXT_FIELD] = {
@@ -157,7 +160,7 @@ def index_body(*, max_result_window: int = MAX_RESULT_WINDOW) -> dict[str, Any]:
                 "number_of_shards": 1,  # exact facet counts; millions of documents fit one shard
                 "auto_expand_replicas": "0-1",
                 # Explicit, so that a search-idle shard never delays refresh=wait_for writes.
-                "refresh_interval": "1s",
+                "refresh_interval": refresh_interval,
                 "max_result_window": max_result_window,
             },
             "analysis": {
@@ -259,11 +262,14 @@ def _coerce(name: str, value: object) -> object:
 
 
 def to_source(doc: dict[str, object]) -> dict[str, object]:
-    """The ``_source`` to index for ``doc``: every document field, plus the derived fields."""
+    """The ``_source`` to index for ``doc``: every document field that has a value, plus the
+    derived fields. An absent field and a null one index alike, and most fields of a photograph
+    are empty: leaving them out halves what every search fetches and parses."""
     uid = doc["SOPInstanceUID"]
     if not isinstance(uid, str) or not uid:
         raise ValueError("a document needs a SOPInstanceUID")
-    source = {name: _coerce(name, doc.get(name)) for name in ALL_FIELDS}
+    values = ((name, _coerce(name, doc.get(name))) for name in ALL_FIELDS)
+    source = {name: value for name, value in values if value is not None}
     source[TEXT_FIELD] = " ".join(words(fold(free_text_body(doc))))
     folded = source.get("_patient_name_folded")
     source[NAME_FIELD] = name_prefixes(folded) if isinstance(folded, str) else []

@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_MAJOR = 9  # client major == server major (REST compatibility headers are major-bound)
 KEEP_ALIVE = "2m"
-SMALL_BATCH = 16  # up to this many documents, a write is published by a shared refresh
 _INDEX_GONE = "index_not_found_exception"
 
 
@@ -97,7 +96,7 @@ class ElasticsearchIndex:
         self, client: Elasticsearch, *, prefix: str = "ologies", timeout: float = 10.0,
         max_result_window: int = mappings.MAX_RESULT_WINDOW, chunk_size: int = 1000,
         page_size: int = 10_000, retire_delay: float = 0.5, search_timeout: float | None = None,
-        publish_writes: bool = True,
+        publish_writes: bool = True, refresh_interval: str = mappings.REFRESH_INTERVAL,
     ) -> None:  # fmt: skip
         if max_result_window < MAX_LIMIT:
             raise ValueError(f"max_result_window must be at least the page limit {MAX_LIMIT}")
@@ -116,9 +115,9 @@ class ElasticsearchIndex:
         self._retire_delay = retire_delay  # lets searches already routed to an old index finish
         self._server_checked = False
         self._lock = threading.Lock()
-        self._publish_guard, self._refresh_lock = threading.Lock(), threading.Lock()
-        self._writes_done = self._published = 0
-        self._publish_writes = publish_writes  # False: small writes show within refresh_interval
+        # True: a write returns once searchable (refresh=wait_for); False: once durable, and it
+        # shows within refresh_interval
+        self._publish_writes, self.refresh_interval = publish_writes, refresh_interval
         self.last_rebuild: RebuildReport | None = None
 
     @classmethod
@@ -139,6 +138,7 @@ class ElasticsearchIndex:
         return cls(
             client, prefix=settings.es_index_prefix, timeout=settings.es_timeout,
             search_timeout=settings.es_search_timeout, publish_writes=settings.es_publish_writes,
+            refresh_interval=settings.es_refresh_interval,
         )  # fmt: skip
 
     # -- schema --------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ class ElasticsearchIndex:
         """Create the next generation with ``alias`` attached; ``None`` if another process won."""
         generations = [mappings.parse_index_name(self.prefix, n) for n in indices]
         name = mappings.index_name(self.prefix, 1 + max((g[1] for g in generations if g), default=0))
-        body = mappings.index_body(max_result_window=self._window)
+        body = mappings.index_body(max_result_window=self._window, refresh_interval=self.refresh_interval)
         try:
             self._es.indices.create(index=name, aliases={alias: {}}, **body)
         except ApiError as exc:
@@ -184,10 +184,21 @@ class ElasticsearchIndex:
                     versions = {(mappings.parse_index_name(self.prefix, n) or (0, 0))[0] for n in live}
                     if versions != {mappings.MAPPING_VERSION}:
                         log.warning("%s has an older mapping than v%d: run reindex", live, mappings.MAPPING_VERSION)
+                    self._apply_refresh_interval()
                     return
                 if self._create(self.alias, indices):
                     return
         raise IndexUnavailable("ensure_schema: lost five creation races in a row")
+
+    def _apply_refresh_interval(self) -> None:
+        """An index made by an earlier release, or under another setting, takes this one's (a
+        dynamic setting): uploads' acknowledgements wait for the live index's interval."""
+        path = "*.settings.index.refresh_interval"  # an index without the setting answers {}
+        found = self._es.indices.get_settings(index=self.alias, filter_path=path).body or {}
+        current = {v.get("settings", {}).get("index", {}).get("refresh_interval") for v in found.values()}
+        if current != {self.refresh_interval}:
+            self._es.indices.put_settings(index=self.alias, settings={"index": {"refresh_interval": self.refresh_interval}})
+            log.info("%s: refresh_interval set to %s", self.alias, self.refresh_interval)
 
     # -- writes --------------------------------------------------------------------------------
     def _targets(self) -> list[str]:
@@ -222,11 +233,12 @@ class ElasticsearchIndex:
         self.upsert_many([document])
 
     def upsert_many(self, documents: Iterable[dict[str, object]]) -> int:
-        """Index in chunks; once this returns every document is searchable. A large batch waits
-        for the scheduled refresh (``refresh=wait_for`` on its last chunk). A few documents (an
-        upload) are published by an explicit refresh that concurrent writers share (``_publish``):
-        ``wait_for`` would hold each upload until the next scheduled refresh, up to
-        refresh_interval (1 s), and uploads one after another fall into step with that tick."""
+        """Index in chunks. With ``publish_writes`` the last chunk waits for the shard's next
+        scheduled refresh (``refresh=wait_for``), so once this returns every document is
+        searchable. Elasticsearch, not each writer, decides when to refresh: one refresh every
+        ``refresh_interval`` publishes the writes of every app server, where an explicit refresh
+        per upload made a segment per upload and the merges to match (about half the cluster's
+        CPU per upload; infra/README.md)."""
         count, targets = 0, None
         with _translated("upsert"):
             docs = iter(documents)
@@ -240,38 +252,19 @@ class ElasticsearchIndex:
                     source = mappings.to_source(doc)
                     for target in targets:
                         operations += [{"index": {"_index": target, "_id": source["SOPInstanceUID"]}}, source]
-                small = following is None and count + len(batch) <= SMALL_BATCH
-                self._bulk(operations, targets, refresh="wait_for" if following is None and not small else False)
+                self._bulk(operations, targets, refresh=self._refresh_when(last=following is None))
                 count += len(batch)
                 batch = following
-                if small:
-                    self._publish()
         return count
 
-    def _publish(self) -> None:
-        """Make every write acknowledged before this call searchable: one refresh of the live
-        alias, shared by the writers of this process that wait for it (group commit). A refresh
-        publishes whatever was written before it started, so a writer whose write finished
-        before the last completed refresh began has nothing left to wait for."""
-        if not self._publish_writes:
-            return
-        with self._publish_guard:
-            self._writes_done += 1
-            mine = self._writes_done
-        with self._refresh_lock:  # one refresh at a time; the others wait here, then check
-            if self._published >= mine:
-                return
-            with self._publish_guard:
-                covers = self._writes_done
-            self._es.indices.refresh(index=self.alias)
-            self._published = covers
+    def _refresh_when(self, *, last: bool) -> str | bool:
+        return "wait_for" if last and self._publish_writes else False
 
     def delete(self, sop_instance_uid: str) -> None:
         with _translated("delete"):
             targets = self._targets()
             operations = [{"delete": {"_index": t, "_id": sop_instance_uid}} for t in targets]
-            self._bulk(operations, targets, refresh=False)
-            self._publish()
+            self._bulk(operations, targets, refresh=self._refresh_when(last=True))
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, sop_instance_uid: str) -> dict[str, object]:
