@@ -68,6 +68,10 @@ AUDIT_EVERY = 100  # instances stored on one association between audit records
 #: ceiling (an idle connection costs a thread for at most the ACSE timeout), and
 #: ``dimse_max_associations`` is enforced on associations that have actually negotiated.
 MAX_CONNECTIONS = 1000
+# A-ASSOCIATE-RJ result, source and reason (PS3.8 9.3.4)
+REJECTED_PERMANENT, REJECTED_TRANSIENT = 0x01, 0x02
+SOURCE_SERVICE_USER, SOURCE_PRESENTATION = 0x01, 0x03
+CALLING_AE_NOT_RECOGNISED, LOCAL_LIMIT_EXCEEDED = 0x03, 0x02
 _LEVELS = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
 _KEY_OF = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID", "instance": "SOPInstanceUID"}
 
@@ -159,14 +163,14 @@ class DimseListener:
         _config.LOG_RESPONSE_IDENTIFIERS = False
         s = self.settings
         ae = AE(ae_title=s.dimse_ae_title)
-        ae.maximum_associations = max(MAX_CONNECTIONS, s.dimse_max_associations)  # negotiated ones: _established
+        ae.maximum_associations = max(MAX_CONNECTIONS, s.dimse_max_associations)  # negotiated ones: _requested
         ae.acse_timeout = s.dimse_acse_timeout
         ae.dimse_timeout = s.dimse_dimse_timeout
         ae.network_timeout = s.dimse_network_timeout
         ae.maximum_pdu_size = s.dimse_max_pdu
         ae.require_called_aet = True
         # An empty allow-list lets nobody in (pynetdicom reads an empty list as "anyone").
-        ae.require_calling_aet = list(self.peers) or ["NO PEERS ALLOWED"]  # _established aborts it too
+        ae.require_calling_aet = list(self.peers) or ["NO PEERS ALLOWED"]  # _requested rejects it first
         ae.add_supported_context(VERIFICATION)
         for sop_class in dcm.ACCEPTED_SOP_CLASSES:
             video = sop_class in dcm.VIDEO_SOP_CLASSES
@@ -194,7 +198,7 @@ class DimseListener:
             (evt.EVT_C_ECHO, self._echo),
             (evt.EVT_C_STORE, self._store),
             (evt.EVT_C_FIND, self._find),
-            (evt.EVT_ESTABLISHED, self._established),
+            (evt.EVT_REQUESTED, self._requested),
             (evt.EVT_CONN_CLOSE, self._closed),
             (evt.EVT_DATA_RECV, self._data_received),
             (evt.EVT_DIMSE_RECV, self._message_received),
@@ -242,27 +246,38 @@ class DimseListener:
             if self._per_address[address] <= 0:
                 del self._per_address[address]
 
-    def _established(self, event: Any) -> None:
+    def _requested(self, event: Any) -> None:
+        """Decide on the A-ASSOCIATE request before pynetdicom negotiates it, so that a refusal
+        is an A-ASSOCIATE-RJ with its reason (PS3.8 9.3.4), which a modality reports and retries
+        as it should, not an association accepted and then aborted. Permanent for a title not
+        allowed from this address; transient (local limit exceeded) when the limits are reached."""
         assoc = event.assoc
-        title = str(assoc.requestor.ae_title).strip()
+        title = str(assoc.requestor.primitive.calling_ae_title).strip()
         address = str(assoc.requestor.address)
         peer = self.peers.get(title)
         if peer is None or (peer.hosts and address not in peer.hosts):
-            log.warning("DIMSE association from %s as %s aborted: not allowed from there", address, title)
-            assoc.abort()
-            return
+            log.warning("DIMSE association from %s as %s rejected: not allowed from there", address, title)
+            return self._reject(assoc, REJECTED_PERMANENT, SOURCE_SERVICE_USER, CALLING_AE_NOT_RECOGNISED)
         with self._lock:
             if self._per_title[title] >= self.settings.dimse_max_associations_per_peer:
-                log.warning("DIMSE association from %s aborted: %s already has %d", address, title, self._per_title[title])
-                assoc.abort()
-                return
-            if self._negotiated >= self.settings.dimse_max_associations:
-                log.warning("DIMSE association from %s aborted: %d associations already", address, self._negotiated)
-                assoc.abort()
-                return
-            self._negotiated += 1
-            self._per_title[title] += 1
-            assoc._ologies_title = title  # noqa: SLF001 - counted, to be released on close
+                refusal = f"{title} already has {self._per_title[title]}"
+            elif self._negotiated >= self.settings.dimse_max_associations:
+                refusal = f"{self._negotiated} associations already"
+            else:
+                refusal = ""
+                self._negotiated += 1
+                self._per_title[title] += 1
+                assoc._ologies_title = title  # noqa: SLF001 - counted, to be released on close
+        if refusal:  # rejected outside the lock: closing the connection runs _closed, which takes it
+            log.warning("DIMSE association from %s rejected: %s", address, refusal)
+            self._reject(assoc, REJECTED_TRANSIENT, SOURCE_PRESENTATION, LOCAL_LIMIT_EXCEEDED)
+
+    @staticmethod
+    def _reject(assoc: Any, result: int, source: int, reason: int) -> None:
+        # What pynetdicom's own negotiation does to reject; it skips negotiating a request
+        # rejected in an EVT_REQUESTED handler (Association.run).
+        assoc.acse.send_reject(result, source, reason)
+        assoc.kill()
 
     def _closed(self, event: Any) -> None:
         assoc = event.assoc
