@@ -114,6 +114,7 @@ class ElasticsearchIndex:
         self._page = min(page_size, max_result_window)
         self._retire_delay = retire_delay  # lets searches already routed to an old index finish
         self._server_checked = False
+        self._interval_checked = False  # ensure_schema runs on every reconciler pass: check once
         self._lock = threading.Lock()
         # True: a write returns once searchable (refresh=wait_for); False: once durable, and it
         # shows within refresh_interval
@@ -192,13 +193,17 @@ class ElasticsearchIndex:
 
     def _apply_refresh_interval(self) -> None:
         """An index made by an earlier release, or under another setting, takes this one's (a
-        dynamic setting): uploads' acknowledgements wait for the live index's interval."""
+        dynamic setting): uploads' acknowledgements wait for the live index's interval. Once per
+        instance, as ``_check_server``: an index this instance creates later has it already."""
+        if self._interval_checked:
+            return
         path = "*.settings.index.refresh_interval"  # an index without the setting answers {}
         found = self._es.indices.get_settings(index=self.alias, filter_path=path).body or {}
         current = {v.get("settings", {}).get("index", {}).get("refresh_interval") for v in found.values()}
         if current != {self.refresh_interval}:
             self._es.indices.put_settings(index=self.alias, settings={"index": {"refresh_interval": self.refresh_interval}})
             log.info("%s: refresh_interval set to %s", self.alias, self.refresh_interval)
+        self._interval_checked = True
 
     # -- writes --------------------------------------------------------------------------------
     def _targets(self) -> list[str]:
