@@ -66,7 +66,7 @@ AUDIT_EVERY = 100  # instances stored on one association between audit records
 #: until the ACSE timeout; 50 of them, reconnecting from 50 addresses, locked modalities out
 #: (tests/bench/dimse_flood.py: 71% of associations succeeded). So pynetdicom's own limit is this
 #: ceiling (an idle connection costs a thread for at most the ACSE timeout), and
-#: ``dimse_max_associations`` is enforced on associations that have actually negotiated.
+#: ``dimse_max_associations`` is enforced on associations whose A-ASSOCIATE request was admitted.
 MAX_CONNECTIONS = 1000
 # A-ASSOCIATE-RJ result, source and reason (PS3.8 9.3.4)
 REJECTED_PERMANENT, REJECTED_TRANSIENT = 0x01, 0x02
@@ -148,7 +148,7 @@ class DimseListener:
         self._lock = threading.Lock()
         self._per_address: Counter[str] = Counter()
         self._per_title: Counter[str] = Counter()
-        self._negotiated = 0  # associations established (idle connections are not counted)
+        self._negotiated = 0  # association requests admitted (idle connections are not counted)
         self._received: dict[int, int] = {}  # association id -> bytes of the message in flight
         self._stored: dict[int, tuple[Caller, list[tuple[str, str, str]]]] = {}
         self.server: Any = None
@@ -163,7 +163,7 @@ class DimseListener:
         _config.LOG_RESPONSE_IDENTIFIERS = False
         s = self.settings
         ae = AE(ae_title=s.dimse_ae_title)
-        ae.maximum_associations = max(MAX_CONNECTIONS, s.dimse_max_associations)  # negotiated ones: _requested
+        ae.maximum_associations = max(MAX_CONNECTIONS, s.dimse_max_associations)  # admitted requests: _requested
         ae.acse_timeout = s.dimse_acse_timeout
         ae.dimse_timeout = s.dimse_dimse_timeout
         ae.network_timeout = s.dimse_network_timeout
