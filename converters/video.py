@@ -131,10 +131,10 @@ def convert(source: SourceFile, *, workdir: Path, limits: VideoLimits | None = N
         )
     out = workdir / "video.mp4"
     try:
-        with av.open(str(source.path), format="mov", options=_DEMUX_OPTIONS) as container:
+        with av.open(str(source.path), format="mov", options=_open_options(limits)) as container:
             info = _probe(container, source, limits)
             poster, rotation = _poster(container, info, limits)
-        with av.open(str(source.path), format="mov", options=_DEMUX_OPTIONS) as container:
+        with av.open(str(source.path), format="mov", options=_open_options(limits)) as container:
             frames, has_audio, dropped = _remux(container, out)
     except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
         out.unlink(missing_ok=True)
@@ -194,11 +194,11 @@ def check_received(path: Path, *, workdir: Path, limits: VideoLimits | None = No
     source = SourceFile(path, "video/mp4", "", size)
     cleaned = workdir / "cleaned.mp4" if located else None
     try:
-        with av.open(str(path), format="mov", options=_DEMUX_OPTIONS) as container:
+        with av.open(str(path), format="mov", options=_open_options(limits)) as container:
             info = _probe(container, source, limits)
             _poster(container, info, limits)  # proves that it decodes
         if cleaned is not None:
-            with av.open(str(path), format="mov", options=_DEMUX_OPTIONS) as container:
+            with av.open(str(path), format="mov", options=_open_options(limits)) as container:
                 _remux(container, cleaned)
     except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
         if cleaned is not None:
@@ -223,6 +223,26 @@ _DEMUX_OPTIONS = {
     "enable_drefs": "0",  # never follow a data reference to another file
     "use_absolute_path": "0",
 }
+
+
+def decoder_options(limits: VideoLimits | None = None) -> dict[str, str]:
+    """Codec options that bound what a decoder allocates, for ``av.open`` and a stream's context.
+
+    ``av.open`` decodes the first frames while it finds the stream parameters, before
+    :func:`_probe` can compare the frame size with the limits, and the size it decodes at comes
+    from the bitstream's parameter sets, not the container's sample entry. A 1 kB file whose SPS
+    declares 16384x16384 made FFmpeg allocate gigabytes of frame buffers (found by fuzzing: an
+    out-of-memory). ``max_pixels`` makes the decoder refuse such a frame before allocating it;
+    one thread keeps it to one set of frame buffers.
+    """
+    limits = limits or VideoLimits()
+    long_side = max(limits.max_avc_size[0], limits.max_hevc_size[0])
+    short_side = max(limits.max_avc_size[1], limits.max_hevc_size[1])
+    return {"max_pixels": str((long_side + 64) * (short_side + 64)), "threads": "1"}
+
+
+def _open_options(limits: VideoLimits) -> dict[str, str]:
+    return {**_DEMUX_OPTIONS, **decoder_options(limits)}
 
 
 def _probe(container, source: SourceFile, limits: VideoLimits) -> CapturedVideo:  # type: ignore[no-untyped-def]
@@ -360,6 +380,7 @@ def _poster(container, info: CapturedVideo, limits: VideoLimits) -> tuple[bytes,
     """The first decodable frame as an upright JPEG, and the display rotation it carried."""
     stream = container.streams.video[0]
     stream.thread_type = "NONE"
+    stream.codec_context.options = decoder_options(limits)
     for count, packet in enumerate(container.demux(stream)):
         if count > limits.max_poster_packets:
             break

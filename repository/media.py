@@ -173,12 +173,16 @@ def video_poster(store: ObjectStore, key: str) -> bytes:
     import av
     from PIL import Image
 
+    from converters.video import decoder_options
+
     stream = bitstream_spans(store, key)
     rotation = int(get_private(stream.header).get("VideoRotation", "0") or 0)
     reader = io.BufferedReader(SpanReader(store, key, stream.spans), buffer_size=1 << 20)
     try:
-        with av.open(reader, format="mp4", options={"protocol_whitelist": "file,pipe"}) as container:
+        options = {"protocol_whitelist": "file,pipe", **decoder_options()}  # bounded as at ingest
+        with av.open(reader, format="mp4", options=options) as container:
             video = container.streams.video[0]
+            video.codec_context.options = decoder_options()
             for count, packet in enumerate(container.demux(video)):
                 if count > 600:
                     break

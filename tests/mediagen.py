@@ -82,6 +82,22 @@ def video(
     return path
 
 
+def flat_video(path: Path, side: int) -> Path:
+    """One flat grey frame of side x side pixels: a few hundred kilobytes however large the frame
+    (as a hostile file would be), encoded quickly."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame.from_ndarray(np.full((side, side, 3), 128, np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    return path
+
+
 def pdf(*objects_extra: bytes, pages: int = 1, catalog_extra: bytes = b"", page_extra: bytes = b"",
         text: str = "Consent for clinical photography") -> bytes:
     """A minimal valid PDF with ``pages`` pages of text; extras are spliced into the catalog or

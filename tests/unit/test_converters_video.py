@@ -1,0 +1,85 @@
+"""The video converter's decoder bound: a frame larger than DICOM video allows is refused before
+FFmpeg allocates it, and the largest frames DICOM does allow still decode.
+
+Found by fuzzing (harness "video", CI of session 6): an MP4 of a kilobyte or two whose parameter
+sets declare a huge frame made ``av.open`` decode it while finding the stream parameters,
+before the converter compared the size with the limits: 2.4 GB, an out-of-memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("av")
+
+from converters import video  # noqa: E402
+from converters.base import SourceFile  # noqa: E402
+from tests import mediagen  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _source(path: Path) -> SourceFile:
+    data = path.read_bytes()
+    return SourceFile(path, "video/mp4", hashlib.sha256(data).hexdigest(), len(data))
+
+
+_PEAK = """
+import hashlib, sys, tempfile
+from pathlib import Path
+from converters import video
+from converters.base import SourceFile
+from repository.errors import ConversionFailed
+path = Path(sys.argv[1]); data = path.read_bytes()
+source = SourceFile(path, "video/mp4", hashlib.sha256(data).hexdigest(), len(data))
+def peak_kb():  # this process's own high-water mark (ru_maxrss would include the parent's)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
+before = peak_kb()
+try:
+    video.convert(source, workdir=Path(tempfile.mkdtemp()))
+    outcome = "converted"
+except ConversionFailed as exc:
+    outcome = str(exc)
+print((peak_kb() - before) // 1024)
+print(outcome)
+"""
+
+
+def test_a_frame_over_the_limit_is_refused_without_being_decoded(tmp_path):
+    clip = mediagen.flat_video(tmp_path / "huge.mp4", 12288)  # 151 Mpixel: 226 MB a frame in YUV 4:2:0
+    assert clip.stat().st_size < 2 << 20
+    # a fresh process, so that its peak resident memory is this conversion's alone
+    done = subprocess.run([sys.executable, "-c", _PEAK, str(clip)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    grown_mb, outcome = done.stdout.splitlines()[:2]
+    assert "12288x12288, larger than DICOM allows" in outcome
+    # without the bound FFmpeg decoded the frame in av.open: 360 MB here, gigabytes with threads
+    assert int(grown_mb) < 150, f"converting grew the process by {grown_mb} MB"
+
+
+def test_the_bound_is_what_the_transfer_syntaxes_allow():
+    options = video.decoder_options()
+    assert options["threads"] == "1"
+    assert 4096 * 2176 <= int(options["max_pixels"]) < 4200 * 2300
+
+
+@pytest.mark.parametrize(
+    ("options", "syntax"),
+    [
+        (dict(width=1920, height=1088, level="4.1"), "1.2.840.10008.1.2.4.102"),  # AVC High 4.1, its largest
+        (dict(codec="libx265", width=4096, height=2176, profile=None), "1.2.840.10008.1.2.4.107"),  # HEVC Main 5.1
+    ],
+    ids=["h264-1920x1088", "hevc-4096x2176"],
+)
+def test_the_largest_frames_dicom_allows_still_decode(tmp_path, options, syntax):
+    clip = mediagen.video(tmp_path / "edge.mp4", frames=2, **options)  # x265 cannot mux one frame
+    result = video.convert(_source(clip), workdir=tmp_path)
+    assert (result.columns, result.rows) == (options["width"], options["height"])
+    assert result.transfer_syntax_uid == syntax
+    assert result.poster_jpeg.startswith(b"\xff\xd8")
+
