@@ -33,6 +33,7 @@ def video(
     pix_fmt: str = "yuv420p",
     level: str | None = None,
     make: str = "",
+    b_frames: bool = True,
 ) -> Path:
     """Encode a short clip of a moving gradient (a real, decodable bitstream)."""
     import av
@@ -53,7 +54,9 @@ def video(
         if level and codec == "libx264":
             opts["level"] = level
         if codec == "libx265":
-            opts["x265-params"] = "log-level=error"
+            # without B-frames for a clip of a frame or two: with them the muxer sometimes refused
+            # x265's timestamps ("pts/dts pair unsupported")
+            opts["x265-params"] = "log-level=error" + ("" if b_frames else ":bframes=0")
         stream.options = opts
         if rotation:
             stream.set_display_rotation(rotation)
@@ -83,8 +86,7 @@ def video(
 
 
 def flat_video(path: Path, side: int) -> Path:
-    """One flat grey frame of side x side pixels: a few hundred kilobytes however large the frame
-    (as a hostile file would be), encoded quickly."""
+    """One flat grey frame of side x side pixels, encoded quickly (x264 ultrafast)."""
     import av
 
     with av.open(str(path), "w", format="mp4") as out:
@@ -96,6 +98,86 @@ def flat_video(path: Path, side: int) -> Path:
         for packet in [*stream.encode(frame), *stream.encode()]:
             out.mux(packet)
     return path
+
+
+def huge_frame_video(path: Path, side: int = 16000) -> Path:
+    """A 1.4 kB H.264 MP4 whose sequence parameter set declares side x side frames (16000x16000:
+    256 Mpixel, 384 MB a frame) while its sample entry and its slices are of a 64x64 clip: the
+    lie a hostile or fuzzed file tells a decoder. Made by rewriting the SPS of a real encode."""
+    import struct
+
+    from converters.mp4boxes import walk
+
+    data = bytearray(flat_video(path, 64).read_bytes())
+    at = data.index(b"avcC") - 4  # the decoder configuration (ISO 14496-15 5.3.3.1)
+    config = at + 8
+    assert data[config + 5] & 0x1F == 1, "one SPS"
+    old_length = struct.unpack(">H", data[config + 6 : config + 8])[0]
+    old = bytes(data[config + 8 : config + 8 + old_length])
+    new = _resize_sps(old, side // 16)
+    grow = len(new) - len(old)
+    boxes = walk(io.BytesIO(bytes(data)), len(data))
+    assert [b.type for b in boxes.top_level][-1] == b"moov", "moov last: no chunk offset moves"
+    sample_entry = data.rindex(b"avc1", 0, at) - 4
+    for offset in [b.offset for b in boxes.boxes if b.offset < at < b.offset + b.size] + [sample_entry, at]:
+        struct.pack_into(">I", data, offset, struct.unpack(">I", data[offset : offset + 4])[0] + grow)
+    data[config + 6 : config + 8 + old_length] = struct.pack(">H", len(new)) + new
+    path.write_bytes(data)
+    return path
+
+
+def _resize_sps(sps: bytes, macroblocks: int) -> bytes:
+    """The SPS with pic_width_in_mbs_minus1 and pic_height_in_map_units_minus1 replaced
+    (ITU-T H.264 7.3.2.1.1), re-escaped; everything else kept bit for bit."""
+    rbsp, zeros = bytearray(), 0
+    for byte in sps[1:]:  # remove emulation prevention bytes (7.4.1)
+        if zeros >= 2 and byte == 3:
+            zeros = 0
+            continue
+        rbsp.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    bits = "".join(f"{b:08b}" for b in rbsp)
+    pos = 0
+
+    def u(n: int) -> int:
+        nonlocal pos
+        pos += n
+        return int(bits[pos - n : pos], 2)
+
+    def ue() -> int:
+        nonlocal pos
+        leading = bits.index("1", pos) - pos
+        pos += leading + 1
+        return (1 << leading) - 1 + (u(leading) if leading else 0)
+
+    profile = u(8)
+    u(16)  # constraint flags, level
+    ue()  # seq_parameter_set_id
+    if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+        if ue() == 3:
+            u(1)
+        ue(), ue(), u(1)
+        assert u(1) == 0, "no scaling matrices"
+    ue()  # log2_max_frame_num_minus4
+    order = ue()
+    assert order in (0, 2), "pic_order_cnt_type 0 or 2"
+    if order == 0:
+        ue()
+    ue(), u(1)  # max_num_ref_frames, gaps_in_frame_num_value_allowed_flag
+    start = pos
+    ue(), ue()
+    coded = bin(macroblocks)[2:]  # ue(v) of macroblocks - 1
+    size = "0" * (len(coded) - 1) + coded
+    out = bits[:start] + size + size + bits[pos : bits.rindex("1")] + "1"  # up to the stop bit
+    out += "0" * (-len(out) % 8)
+    escaped, zeros = bytearray(sps[:1]), 0
+    for byte in (int(out[i : i + 8], 2) for i in range(0, len(out), 8)):
+        if zeros >= 2 and byte <= 3:
+            escaped.append(3)
+            zeros = 0
+        escaped.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(escaped)
 
 
 def pdf(*objects_extra: bytes, pages: int = 1, catalog_extra: bytes = b"", page_extra: bytes = b"",

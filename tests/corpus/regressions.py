@@ -42,14 +42,14 @@ def _mp4_huge_frame() -> bytes:
     from tests import mediagen
 
     with tempfile.TemporaryDirectory() as tmp:
-        return mediagen.flat_video(Path(tmp) / "huge.mp4", 12288).read_bytes()
+        return mediagen.huge_frame_video(Path(tmp) / "huge.mp4").read_bytes()
 
 
 def build() -> dict[str, tuple[bytes, str, str, str]]:
     return {
         # libFuzzer out-of-memory, 2.4 GB (fuzzing, harness "video", CI of session 6): a small MP4
         # whose parameter sets declare a huge frame was decoded by av.open before its size was
-        # checked. Fixed: converters/video.py decoder_options (max_pixels, one thread).
+        # checked (this 1.4 kB one: 690 MB). Fixed: converters/video.py decoder_options (max_pixels, one thread).
         "video-huge-frame": (_mp4_huge_frame(), "clip.mp4", "media", "refused"),
         # the video converter answered 500: a track whose sample entry FFmpeg does not know has
         # no codec context (fuzzing, harness "video"). Fixed: converters/video.py refuses it (415).
