@@ -114,6 +114,12 @@ class _Walker:
                     f"DICOM element ({group:04X},{element:04X}) at byte {pos} declares {length} bytes "
                     f"but only {end - start} remain: the length is wrong or the data is truncated"
                 )
+            size = _VALUE_SIZES.get(vr if vr is not None else _public_vr(tag), 0)
+            if size and length % size:
+                raise cannot_understand(
+                    f"DICOM element ({group:04X},{element:04X}) at byte {pos} has {length} bytes, which is "
+                    f"not a whole number of {(vr or _public_vr(tag)).decode()} values ({size} bytes each)"
+                )
             if vr == b"SQ" or (vr in (None, b"UN") and _is_public_sequence(tag)):
                 self.sequence(start, end, depth + 1, implicit or vr == b"UN", defined_end=start + length)
             elif tag == _PIXEL_DATA and depth == 0:
@@ -175,6 +181,22 @@ class _Walker:
                 raise cannot_understand(f"DICOM pixel data has more than {self.limits.max_fragments} fragments")
             first = False
             pos += 8 + length
+
+
+#: the VRs whose values pydicom unpacks as binary numbers, and their size: a length that is not
+#: a multiple of it made pydicom raise on first access to the value (found by fuzzing: a 500)
+_VALUE_SIZES = {b"AT": 4, b"FL": 4, b"FD": 8, b"SL": 4, b"SS": 2, b"SV": 8, b"UL": 4, b"US": 2, b"UV": 8}
+
+
+def _public_vr(tag: int) -> bytes:
+    """The data dictionary's VR of a public element read Implicit VR (``US or SS`` counts as
+    US: both are 2 bytes); empty for private and unknown elements."""
+    if (tag >> 16) % 2:
+        return b""
+    try:
+        return dictionary_VR(tag)[:2].encode()
+    except KeyError:
+        return b""
 
 
 def _is_public_sequence(tag: int) -> bool:

@@ -203,6 +203,27 @@ def test_lying_length_is_refused_not_truncated(tmp_path):
     refused(dicomgen.lying_length(), tmp_path, dicom.CANNOT_UNDERSTAND, "declares 4294967280 bytes")
 
 
+def _columns_with(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` with the Columns element's header (and what follows it) replaced once."""
+    at = data.index(old, 132)  # in the data set, after the file meta
+    return data[:at] + new + data[at + len(old) :]
+
+
+def test_a_value_length_that_does_not_fit_its_vr_is_refused(tmp_path):
+    # found by fuzzing (harness "dicom", session 7): Columns sent as UL with 2 bytes made pydicom
+    # raise when the converter read it, an unhandled exception: a 500 on every DICOM route
+    explicit = dicomgen.part10(dicomgen.photo_dataset(native=True))
+    bad = _columns_with(explicit, b"\x28\x00\x11\x00US\x02\x00", b"\x28\x00\x11\x00UL\x02\x00")
+    refused(bad, tmp_path, dicom.CANNOT_UNDERSTAND, "(0028,0011) at byte")
+    # Implicit VR: the dictionary's VR (US) decides; 3 bytes is not a whole number of US values
+    implicit = dicomgen.part10(dicomgen.photo_dataset(native=True), implicit=True)
+    columns = struct.pack("<HHI", 0x0028, 0x0011, 2)
+    at = implicit.index(columns, 132)
+    value = implicit[at + 8 : at + 10]
+    bad = implicit[:at] + struct.pack("<HHI", 0x0028, 0x0011, 3) + value + b"\x00" + implicit[at + 10 :]
+    refused(bad, tmp_path, dicom.CANNOT_UNDERSTAND, "not a whole number of US values")
+
+
 def test_deep_nesting_is_refused_before_pydicom_recurses(tmp_path):
     refused(dicomgen.nested(300), tmp_path, dicom.CANNOT_UNDERSTAND, "nested deeper than 16")
     refused(dicomgen.nested(17), tmp_path, dicom.CANNOT_UNDERSTAND, "nested deeper")
