@@ -16,6 +16,12 @@ python-multipart: better guidance, a slower start, so not in the short CI runs):
           -artifact_prefix=fuzz-crashes/$h/ fuzz-corpus/$h &
     done
 
+The dicom harness's process grows by about 1.4 kB an execution under atheris (about 2 GB after
+1.4 million executions, session 7), while the same inputs through the same harness without
+atheris stay flat (117 MB over 200,000 executions): an ``oom-`` file from a long run that
+replays in a millisecond at a normal size is that growth, not a finding; restart long runs (a
+kept corpus folder loses nothing) rather than raising the limit for everything.
+
 Without a corpus folder of its own, a temporary one is made and seeded. A crash is written by
 libFuzzer as ``crash-<sha1>`` (``timeout-``, ``oom-``) under ``-artifact_prefix``; replay it with
 
