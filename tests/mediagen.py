@@ -127,57 +127,140 @@ def huge_frame_video(path: Path, side: int = 16000) -> Path:
 
 
 def _resize_sps(sps: bytes, macroblocks: int) -> bytes:
-    """The SPS with pic_width_in_mbs_minus1 and pic_height_in_map_units_minus1 replaced
-    (ITU-T H.264 7.3.2.1.1), re-escaped; everything else kept bit for bit."""
-    rbsp, zeros = bytearray(), 0
-    for byte in sps[1:]:  # remove emulation prevention bytes (7.4.1)
+    """An H.264 SPS with pic_width_in_mbs_minus1 and pic_height_in_map_units_minus1 replaced
+    (ITU-T H.264 7.3.2.1.1); everything else kept bit for bit."""
+    r = _Rbsp(sps, header=1)
+    profile = r.u(8)
+    r.u(16)  # constraint flags, level
+    r.ue()  # seq_parameter_set_id
+    if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+        if r.ue() == 3:
+            r.u(1)
+        r.ue(), r.ue(), r.u(1)
+        assert r.u(1) == 0, "no scaling matrices"
+    r.ue()  # log2_max_frame_num_minus4
+    order = r.ue()
+    assert order in (0, 2), "pic_order_cnt_type 0 or 2"
+    if order == 0:
+        r.ue()
+    r.ue(), r.u(1)  # max_num_ref_frames, gaps_in_frame_num_value_allowed_flag
+    return r.replace_two_ue(macroblocks - 1, macroblocks - 1)
+
+
+def _resize_hevc_sps(sps: bytes, side: int) -> bytes:
+    """An HEVC SPS with pic_width_in_luma_samples and pic_height_in_luma_samples replaced
+    (ITU-T H.265 7.3.2.2.1, one sub-layer); everything else kept bit for bit."""
+    r = _Rbsp(sps, header=2)
+    r.u(4)  # sps_video_parameter_set_id
+    assert r.u(3) == 0, "one sub-layer"
+    r.u(1), r.u(88), r.u(8)  # temporal id nesting, general profile_tier_level, general_level_idc
+    r.ue()  # sps_seq_parameter_set_id
+    if r.ue() == 3:  # chroma_format_idc
+        r.u(1)
+    return r.replace_two_ue(side, side)
+
+
+class _Rbsp:
+    """Bits of a NAL unit's payload, emulation prevention removed (H.264 7.4.1, H.265 7.4.2)."""
+
+    def __init__(self, nal: bytes, *, header: int) -> None:
+        self.header = nal[:header]
+        self.bits = "".join(f"{b:08b}" for b in _unescape(nal[header:]))
+        self.pos = 0
+
+    def u(self, n: int) -> int:
+        self.pos += n
+        return int(self.bits[self.pos - n : self.pos], 2)
+
+    def ue(self) -> int:
+        leading = self.bits.index("1", self.pos) - self.pos
+        self.pos += leading + 1
+        return (1 << leading) - 1 + (self.u(leading) if leading else 0)
+
+    def replace_two_ue(self, first: int, second: int) -> bytes:
+        """The NAL unit with the next two ue(v) fields set to these values, re-escaped."""
+        start = self.pos
+        self.ue(), self.ue()
+
+        def ue_bits(value: int) -> str:
+            coded = bin(value + 1)[2:]
+            return "0" * (len(coded) - 1) + coded
+
+        out = self.bits[:start] + ue_bits(first) + ue_bits(second) + self.bits[self.pos : self.bits.rindex("1")] + "1"
+        out += "0" * (-len(out) % 8)  # the stop bit, then alignment
+        escaped, zeros = bytearray(self.header), 0
+        for byte in (int(out[i : i + 8], 2) for i in range(0, len(out), 8)):
+            if zeros >= 2 and byte <= 3:
+                escaped.append(3)
+                zeros = 0
+            escaped.append(byte)
+            zeros = zeros + 1 if byte == 0 else 0
+        return bytes(escaped)
+
+
+def _unescape(payload: bytes) -> bytes:
+    out, zeros = bytearray(), 0
+    for byte in payload:
         if zeros >= 2 and byte == 3:
             zeros = 0
             continue
-        rbsp.append(byte)
+        out.append(byte)
         zeros = zeros + 1 if byte == 0 else 0
-    bits = "".join(f"{b:08b}" for b in rbsp)
-    pos = 0
+    return bytes(out)
 
-    def u(n: int) -> int:
-        nonlocal pos
-        pos += n
-        return int(bits[pos - n : pos], 2)
 
-    def ue() -> int:
-        nonlocal pos
-        leading = bits.index("1", pos) - pos
-        pos += leading + 1
-        return (1 << leading) - 1 + (u(leading) if leading else 0)
+def huge_frame_heic(side: int = 16000) -> bytes:
+    """A 64x64 HEIC (its ``ispe`` says so) whose HEVC SPS declares side x side pictures: the
+    same lie as :func:`huge_frame_video`, in the container phones use for photographs. The
+    ``iloc`` extents move with the longer ``hvcC`` (ISO/IEC 14496-12 8.11.3)."""
+    import struct
 
-    profile = u(8)
-    u(16)  # constraint flags, level
-    ue()  # seq_parameter_set_id
-    if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
-        if ue() == 3:
-            u(1)
-        ue(), ue(), u(1)
-        assert u(1) == 0, "no scaling matrices"
-    ue()  # log2_max_frame_num_minus4
-    order = ue()
-    assert order in (0, 2), "pic_order_cnt_type 0 or 2"
-    if order == 0:
-        ue()
-    ue(), u(1)  # max_num_ref_frames, gaps_in_frame_num_value_allowed_flag
-    start = pos
-    ue(), ue()
-    coded = bin(macroblocks)[2:]  # ue(v) of macroblocks - 1
-    size = "0" * (len(coded) - 1) + coded
-    out = bits[:start] + size + size + bits[pos : bits.rindex("1")] + "1"  # up to the stop bit
-    out += "0" * (-len(out) % 8)
-    escaped, zeros = bytearray(sps[:1]), 0
-    for byte in (int(out[i : i + 8], 2) for i in range(0, len(out), 8)):
-        if zeros >= 2 and byte <= 3:
-            escaped.append(3)
-            zeros = 0
-        escaped.append(byte)
-        zeros = zeros + 1 if byte == 0 else 0
-    return bytes(escaped)
+    import pillow_heif
+    from PIL import Image
+
+    out = io.BytesIO()
+    pillow_heif.from_pillow(Image.fromarray(np.full((64, 64, 3), 128, np.uint8))).save(out, quality=50)
+    data = bytearray(out.getvalue())
+    assert data.index(b"iloc") < data.index(b"hvcC") < data.index(b"mdat"), "meta before mdat"
+    pos = data.index(b"hvcC") + 4 + 22  # after HEVCDecoderConfigurationRecord's fixed part
+    grow = None
+    arrays, pos = data[pos], pos + 1  # numOfArrays
+    for _ in range(arrays):
+        nal_type, count, pos = data[pos] & 0x3F, struct.unpack(">H", data[pos + 1 : pos + 3])[0], pos + 3
+        for _ in range(count):
+            length = struct.unpack(">H", data[pos : pos + 2])[0]
+            if nal_type == 33 and grow is None:  # the SPS
+                new = _resize_hevc_sps(bytes(data[pos + 2 : pos + 2 + length]), side)
+                grow = len(new) - length
+                data[pos : pos + 2 + length] = struct.pack(">H", len(new)) + new
+                length = len(new)
+            pos += 2 + length
+    assert grow is not None, "an SPS in hvcC"
+    for name in (b"meta", b"iprp", b"ipco", b"hvcC"):  # the boxes that hold the SPS
+        at = data.index(name) - 4
+        struct.pack_into(">I", data, at, struct.unpack(">I", data[at : at + 4])[0] + grow)
+    at = data.index(b"iloc") - 4
+    version, fields = data[at + 8], data.index(b"iloc") + 8
+    offset_size, length_size = data[fields] >> 4, data[fields] & 15
+    base_size, index_size = data[fields + 1] >> 4, data[fields + 1] & 15
+    pos = fields + 2
+    items, pos = struct.unpack(">H", data[pos : pos + 2])[0], pos + 2
+    def shift(at: int, size: int) -> None:  # an offset into the file, which mdat's move moves
+        data[at : at + size] = (int.from_bytes(data[at : at + size], "big") + grow).to_bytes(size, "big")
+
+    for _ in range(items):
+        pos += 4 + (2 if version in (1, 2) else 0)  # item_ID, [construction_method], data_reference_index
+        base = int.from_bytes(data[pos : pos + base_size], "big") if base_size else 0
+        if base:
+            shift(pos, base_size)  # the extents are relative to it
+        pos += base_size
+        extents, pos = struct.unpack(">H", data[pos : pos + 2])[0], pos + 2
+        for _ in range(extents):
+            pos += index_size if version in (1, 2) else 0
+            if not base:
+                shift(pos, offset_size)
+            pos += offset_size + length_size
+    return bytes(data)
 
 
 def pdf(*objects_extra: bytes, pages: int = 1, catalog_extra: bytes = b"", page_extra: bytes = b"",
