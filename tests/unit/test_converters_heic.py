@@ -111,46 +111,23 @@ def test_truncated_heic_is_refused(tmp_path: Path, fraction: float) -> None:
         convert(tmp_path, data[: int(len(data) * fraction)])
 
 
-_PEAK = """
-import hashlib, sys
-from pathlib import Path
-from converters import heic
-from converters.base import Limits, SourceFile
-from repository.errors import ConversionFailed
-path = Path(sys.argv[1]); data = path.read_bytes()
-heic._pillow_heif()
-def peak_kb():  # this process's own high-water mark
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
-before = peak_kb()
-try:
-    heic.convert(SourceFile(path, "image/heic", hashlib.sha256(data).hexdigest(), len(data)),
-                 limits=Limits(), local_tz="Europe/London")
-    outcome = "converted"
-except ConversionFailed as exc:
-    outcome = str(exc)
-print((peak_kb() - before) // 1024)
-print(outcome.replace("\\n", " "))
-"""
-
-
 def test_a_bitstream_declaring_a_huge_picture_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
     # The video converter's fault (session 7: the container said 64x64, the SPS 16000x16000 and
     # FFmpeg allocated at the SPS's size) checked here: the converter's size check reads the
     # container's ispe, and a decoder that trusted the SPS would allocate 384 MB a picture.
     # libheif 1.23 refuses first ("Security limit exceeded: Image size 16000x16000 exceeds the
     # maximum image size 65536", 16 times the ispe area), with or without DISABLE_SECURITY_LIMITS.
-    import subprocess
-    import sys
-
     from tests import mediagen
+    from tests.peakmem import conversion_growth_mb
 
     path = tmp_path / "IMG_0002.HEIC"
     path.write_bytes(mediagen.huge_frame_heic(16000))
-    done = subprocess.run([sys.executable, "-c", _PEAK, str(path)], cwd=Path(__file__).resolve().parents[2],
-                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    grown_mb, outcome = done.stdout.splitlines()[:2]
+    grown_mb, outcome = conversion_growth_mb(
+        path, "image/heic", warm="from converters import heic; heic._pillow_heif()",
+        call="heic.convert(source, limits=Limits(), local_tz='Europe/London')",
+    )
     assert "HEIC image is damaged or cannot be decoded" in outcome and "16000x16000" in outcome
-    assert int(grown_mb) < 100, f"converting grew the process by {grown_mb} MB"
+    assert grown_mb < 100, f"converting grew the process by {grown_mb} MB"
 
 
 def test_thumbnails_depth_and_aux_images_are_switched_off() -> None:

@@ -9,8 +9,6 @@ before the converter compared the size with the limits: 2.4 GB, an out-of-memory
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,7 @@ pytest.importorskip("av")
 from converters import video  # noqa: E402
 from converters.base import SourceFile  # noqa: E402
 from tests import mediagen  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.peakmem import conversion_growth_mb  # noqa: E402
 
 
 def _source(path: Path) -> SourceFile:
@@ -29,38 +26,17 @@ def _source(path: Path) -> SourceFile:
     return SourceFile(path, "video/mp4", hashlib.sha256(data).hexdigest(), len(data))
 
 
-_PEAK = """
-import hashlib, sys, tempfile
-from pathlib import Path
-from converters import video
-from converters.base import SourceFile
-from repository.errors import ConversionFailed
-path = Path(sys.argv[1]); data = path.read_bytes()
-source = SourceFile(path, "video/mp4", hashlib.sha256(data).hexdigest(), len(data))
-def peak_kb():  # this process's own high-water mark (ru_maxrss would include the parent's)
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
-before = peak_kb()
-try:
-    video.convert(source, workdir=Path(tempfile.mkdtemp()))
-    outcome = "converted"
-except ConversionFailed as exc:
-    outcome = str(exc)
-print((peak_kb() - before) // 1024)
-print(outcome)
-"""
-
-
 def test_a_frame_over_the_limit_is_refused_without_being_decoded(tmp_path):
     clip = mediagen.huge_frame_video(tmp_path / "huge.mp4")  # 1.4 kB; its SPS says 16000x16000
     assert clip.stat().st_size < 4096
-    # a fresh process, so that its peak resident memory is this conversion's alone
-    done = subprocess.run([sys.executable, "-c", _PEAK, str(clip)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
-    grown_mb, outcome = done.stdout.splitlines()[:2]
+    grown_mb, outcome = conversion_growth_mb(
+        clip, "video/mp4", warm="from converters import video",
+        call="video.convert(source, workdir=Path(tempfile.mkdtemp()))",
+    )
     assert "16000x16000, larger than DICOM allows" in outcome
     # without the bound FFmpeg decoded the frame in av.open: 690 MB here, gigabytes with threads;
     # with it, about 100 MB (the decoder's per-macroblock tables for the declared size)
-    assert int(grown_mb) < 250, f"converting grew the process by {grown_mb} MB"
+    assert grown_mb < 250, f"converting grew the process by {grown_mb} MB"
 
 
 def test_the_bound_is_what_the_transfer_syntaxes_allow():
