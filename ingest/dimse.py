@@ -148,7 +148,7 @@ class DimseListener:
         self._lock = threading.Lock()
         self._per_address: Counter[str] = Counter()
         self._per_title: Counter[str] = Counter()
-        self._negotiated = 0  # association requests admitted (idle connections are not counted)
+        self._admitted = 0  # association requests admitted (idle connections are not counted)
         self._received: dict[int, int] = {}  # association id -> bytes of the message in flight
         self._stored: dict[int, tuple[Caller, list[tuple[str, str, str]]]] = {}
         self.server: Any = None
@@ -261,11 +261,11 @@ class DimseListener:
         with self._lock:
             if self._per_title[title] >= self.settings.dimse_max_associations_per_peer:
                 refusal = f"{title} already has {self._per_title[title]}"
-            elif self._negotiated >= self.settings.dimse_max_associations:
-                refusal = f"{self._negotiated} associations already"
+            elif self._admitted >= self.settings.dimse_max_associations:
+                refusal = f"{self._admitted} associations already"
             else:
                 refusal = ""
-                self._negotiated += 1
+                self._admitted += 1
                 self._per_title[title] += 1
                 assoc._ologies_title = title  # noqa: SLF001 - counted, to be released on close
         if refusal:  # rejected outside the lock: closing the connection runs _closed, which takes it
@@ -284,7 +284,7 @@ class DimseListener:
         title = getattr(assoc, "_ologies_title", None)
         with self._lock:
             if title is not None:
-                self._negotiated -= 1
+                self._admitted -= 1
                 self._per_title[title] -= 1
                 if self._per_title[title] <= 0:
                     del self._per_title[title]

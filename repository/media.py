@@ -179,10 +179,10 @@ def video_poster(store: ObjectStore, key: str) -> bytes:
     rotation = int(get_private(stream.header).get("VideoRotation", "0") or 0)
     reader = io.BufferedReader(SpanReader(store, key, stream.spans), buffer_size=1 << 20)
     try:
-        options = {"protocol_whitelist": "file,pipe", **decoder_options()}  # bounded as at ingest
-        with av.open(reader, format="mp4", options=options) as container:
+        bound = decoder_options()  # as at ingest
+        with av.open(reader, format="mp4", options={"protocol_whitelist": "file,pipe", **bound}) as container:
             video = container.streams.video[0]
-            video.codec_context.options = decoder_options()
+            video.codec_context.options = bound
             for count, packet in enumerate(container.demux(video)):
                 if count > 600:
                     break

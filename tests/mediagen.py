@@ -240,11 +240,12 @@ def huge_frame_heic(side: int = 16000) -> bytes:
         at = data.index(name) - 4
         struct.pack_into(">I", data, at, struct.unpack(">I", data[at : at + 4])[0] + grow)
     at = data.index(b"iloc") - 4
-    version, fields = data[at + 8], data.index(b"iloc") + 8
+    version, fields = data[at + 8], at + 12  # after size, type, version and flags
     offset_size, length_size = data[fields] >> 4, data[fields] & 15
     base_size, index_size = data[fields + 1] >> 4, data[fields + 1] & 15
     pos = fields + 2
     items, pos = struct.unpack(">H", data[pos : pos + 2])[0], pos + 2
+
     def shift(at: int, size: int) -> None:  # an offset into the file, which mdat's move moves
         data[at : at + size] = (int.from_bytes(data[at : at + size], "big") + grow).to_bytes(size, "big")
 
