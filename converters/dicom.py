@@ -48,6 +48,7 @@ cleans and writes.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import re
 import struct
 from collections.abc import Callable, Iterable
@@ -69,7 +70,7 @@ from repository.errors import InvalidInput, OlogiesError, PayloadTooLarge, Unsup
 from repository.keys import is_valid_uid
 from repository.patients import normalise_patient_id
 from repository.service import PreparedInstance
-from converters.dicom_read import _PIXEL_DATA, _UNDEFINED, read_dicom
+from converters.dicom_read import _PIXEL_DATA, _UNDEFINED, mapped, read_dicom
 from converters.dicom_rules import (  # the rules, codes and result types, re-exported here
     ACCEPTED_SOP_CLASSES,
     ACCEPTED_TRANSFER_SYNTAXES,
@@ -434,7 +435,7 @@ def _ours(ds: Dataset, tag: int) -> bool:
 
 # -- the entry point -----------------------------------------------------------------------------
 def prepare_dicom(
-    data: bytes,
+    data: bytes | mmap.mmap | Path,
     out: Path,
     *,
     provenance: Provenance,
@@ -448,8 +449,10 @@ def prepare_dicom(
 
     Parameters
     ----------
-    data : bytes
-        A Part 10 file, or a bare data set (Implicit or Explicit VR Little Endian).
+    data : bytes or pathlib.Path
+        A Part 10 file, or a bare data set (Implicit or Explicit VR Little Endian), received in
+        memory or spooled to a file. A file is mapped, not read: its Pixel Data is checked,
+        hashed and written out without a copy on the heap.
     out : pathlib.Path
         Where to write the object to be stored.
     provenance : Provenance
@@ -470,6 +473,12 @@ def prepare_dicom(
     OlogiesError
         Carrying ``dicom_status`` (see :func:`dicom_status_for`).
     """
+    if isinstance(data, Path):
+        with mapped(data) as view:
+            return prepare_dicom(
+                view, out, provenance=provenance, allow_test_numbers=allow_test_numbers, limits=limits,
+                expected_study_uid=expected_study_uid, original_sha256=original_sha256, check=check,
+            )  # fmt: skip
     original = original_sha256 or hashlib.sha256(data).hexdigest()
     ds, received_ts, stored_ts = read_dicom(data, limits=limits)
     try:

@@ -10,13 +10,16 @@ it has one: the frames stay the sender's); a PDF must be whole and free of activ
 
 from __future__ import annotations
 
+import mmap
 import os
+import shutil
 import struct
 import tempfile
 from pathlib import Path
 
 from pydicom import Dataset
 
+from converters.dicom_read import pixel_data_element
 from converters.dicom_rules import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH,
@@ -84,7 +87,7 @@ def check_video(ds: Dataset, ts: str, workdir: Path, coercions: list[Coercion]) 
                 "TransferSyntaxUID",
             )
         if found.cleaned is not None:
-            ds.PixelData = encapsulated_video(found.cleaned.read_bytes())
+            ds[0x7FE00010] = pixel_data_element("OB", encapsulated_video_file(found.cleaned, work / "encapsulated"))
             coercions.append(Coercion(
                 "PixelData", "modified",
                 "location metadata removed from the MP4 container (stream copy: the frames are unchanged)",
@@ -150,6 +153,20 @@ def _write_bitstream(pixel_data: bytes, out: Path) -> None:
         padded = total % 2 == 0 and ends_with_pad(handle, total)
     if padded:
         os.truncate(out, total - 1)
+
+
+def encapsulated_video_file(bitstream: Path, out: Path) -> memoryview:
+    """:func:`encapsulated_video` of the file ``bitstream``, written to ``out`` and mapped: a
+    video of hundreds of megabytes is never held on the heap. The mapping outlives the file's
+    name and is released with the last view of it."""
+    size = bitstream.stat().st_size
+    with out.open("wb") as target, bitstream.open("rb") as source:
+        target.write(struct.pack("<HHI", 0xFFFE, 0xE000, 0))
+        target.write(struct.pack("<HHI", 0xFFFE, 0xE000, size + size % 2))
+        shutil.copyfileobj(source, target, 1 << 20)
+        target.write(b"\0" * (size % 2))
+    with out.open("rb") as handle:
+        return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 def encapsulated_video(data: bytes) -> bytes:

@@ -1,17 +1,24 @@
 """Reading received DICOM bytes safely: a structural walk checks every length, the nesting and
 the element count before pydicom parses anything (RELIABILITY.md 2.5); deflated data sets are
 inflated within a budget; pydicom then reads the header in place and the Pixel Data, whose
-extent the walk found, is cut out in one copy. See ``converters.dicom``."""
+extent the walk found, is cut out in one copy, or none when the object is a mapped file (a view
+into the mapping: a 500 MB video is never copied onto the heap). See ``converters.dicom``."""
 
 from __future__ import annotations
 
 import io
+import mmap
+import os
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from pydicom import Dataset
+from pydicom import Dataset, config
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import FileMetaDataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
@@ -304,25 +311,60 @@ def _inflate(body: bytes | memoryview, budget: int) -> bytes:
 
 def _read(data: bytes, offset: int, end: int, implicit: bool, pixel: tuple[int, int, int, bytes | None, bool] | None) -> Dataset:
     """pydicom reads the data set from ``data`` in place (a BytesIO over bytes shares them);
-    the top-level Pixel Data, whose extent the walk already knows, is cut out in one copy
-    rather than read by pydicom's delimiter search."""
-    fp = io.BytesIO(data)
-    fp.seek(offset)
+    the top-level Pixel Data, whose extent the walk already knows, is cut out rather than read
+    by pydicom's delimiter search: in one copy from bytes, as a view from a mapped file."""
     if pixel is None:
-        return read_dataset(fp, implicit, True, bytelength=end - offset)
+        return read_dataset(_region(data, offset, end), implicit, True, bytelength=end - offset)
     element_start, value_start, value_end, vr, encapsulated = pixel
-    ds = read_dataset(fp, implicit, True, bytelength=element_start - offset)
+    ds = read_dataset(_region(data, offset, element_start), implicit, True, bytelength=element_start - offset)
     if vr is None:
         vr = b"OB" if encapsulated else b"OW"
-    ds.add_new(_PIXEL_DATA, vr.decode(), data[value_start:value_end])
+    value = data[value_start:value_end] if isinstance(data, bytes) else memoryview(data)[value_start:value_end]
+    ds[_PIXEL_DATA] = pixel_data_element(vr.decode(), value)
     after = value_end + (8 if encapsulated else 0)
     if after < end:  # elements after Pixel Data (trailing padding, say)
-        fp.seek(after)
-        ds.update(read_dataset(fp, implicit, True, bytelength=end - after))
+        ds.update(read_dataset(_region(data, after, end), implicit, True, bytelength=end - after))
     return ds
 
 
-def read_dicom(data: bytes, *, limits: DicomLimits = DicomLimits()) -> tuple[Dataset, str, str]:
+def pixel_data_element(vr: str, value: bytes | memoryview) -> DataElement:
+    """Pixel Data holding ``value`` as it is: pydicom's value check would warn of (and, set to
+    raise, refuse) a view into a mapped file, which it writes and hashes as it does bytes."""
+    return DataElement(_PIXEL_DATA, vr, value, validation_mode=config.IGNORE)
+
+
+def _region(data: bytes, start: int, end: int) -> io.BytesIO:
+    """A file positioned at ``start`` for pydicom: over bytes, sharing them; over a mapping,
+    a copy of this region only (BytesIO would copy the whole mapping)."""
+    if isinstance(data, bytes):
+        fp = io.BytesIO(data)
+        fp.seek(start)
+        return fp
+    return io.BytesIO(data[start:end])
+
+
+@contextmanager
+def mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
+    """The file's bytes, mapped read-only rather than read: a large object (a video) is then
+    walked, hashed and written out from the page cache, never copied onto the heap. An empty
+    file gives ``b""`` (it cannot be mapped)."""
+    with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            yield b""
+            return
+        # Populated at once: every page is read anyway (hashed), and one call beats a fault a page.
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        mapping = mmap.mmap(handle.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    try:
+        yield mapping
+    finally:
+        try:
+            mapping.close()
+        except BufferError:
+            pass  # a view into it outlives the call (in a traceback, say): closed when collected
+
+
+def read_dicom(data: bytes | mmap.mmap, *, limits: DicomLimits = DicomLimits()) -> tuple[Dataset, str, str]:
     """Check and parse received bytes.
 
     Returns

@@ -193,7 +193,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     services = _services(args)
     fields = {name: getattr(args, name) for name in _FIELDS}
-    files = [IncomingFile(Path(p), Path(p).name) for p in args.files]
+    files = [IncomingFile(Path(p), Path(p).name, private=False) for p in args.files]
     for f in files:
         if not f.path.is_file():
             raise InvalidInput(f"{f.filename}: no such file", field="file")

@@ -86,7 +86,7 @@ def ingest_dicom(
         for number, incoming in enumerate(files, start=1):
             try:
                 item = prepare_dicom(
-                    incoming.path.read_bytes(), spool / f"{number:05d}.dcm", provenance=provenance,
+                    incoming.path if incoming.private else incoming.path.read_bytes(), spool / f"{number:05d}.dcm", provenance=provenance,
                     allow_test_numbers=bool(settings.allow_test_nhs_numbers), limits=limits,
                     original_sha256=incoming.sha256,
                 )  # fmt: skip

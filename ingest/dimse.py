@@ -107,7 +107,7 @@ def check_and_store(repository: Any, settings: Settings, path: str, provenance: 
     try:
         limits = dcm.DicomLimits(max_bytes=settings.dimse_max_dataset_bytes, max_pixels=settings.max_image_pixels)
         prepared = prepare_dicom(
-            Path(path).read_bytes(), spooled, provenance=provenance, limits=limits,
+            Path(path), spooled, provenance=provenance, limits=limits,
             allow_test_numbers=bool(settings.allow_test_nhs_numbers),
         )  # fmt: skip
         if prepared.instance.sop_instance_uid != expected:

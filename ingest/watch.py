@@ -212,7 +212,7 @@ class Watcher:
                 fields.get("specialty", ""), dt.date.today().isoformat(), fields.get("accession_number", ""),
             )  # fmt: skip
         sha = _sha256(path)
-        return self.ingestor.ingest([IncomingFile(path, path.name, sha)], fields, route=ROUTE), sha
+        return self.ingestor.ingest([IncomingFile(path, path.name, sha, private=False)], fields, route=ROUTE), sha
 
     def _context(self, path: Path, manifests: dict[str, tuple[Path, dict[str, str]]]) -> tuple[dict[str, str] | None, str]:
         for sidecar in (path.with_name(path.name + ".json"), path.with_suffix(".json")):

@@ -100,6 +100,47 @@ def flat_video(path: Path, side: int) -> Path:
     return path
 
 
+def big_video(path: Path, target_bytes: int, *, container: str = "mp4", location: bool = False) -> Path:
+    """A video of about ``target_bytes``, made quickly: a second of 720p H.264 noise (so its frames
+    are large) encoded once, its packets then repeated by stream copy with shifted timestamps.
+    With ``location`` (and ``container="mov"``) the file carries a phone's location metadata."""
+    import av
+
+    clip = path.with_suffix(".clip.mp4")
+    rng = np.random.default_rng(0)
+    with av.open(str(clip), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "1", "profile": "high", "level": "4.1"}
+        for _ in range(30):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    options = {"movflags": "use_metadata_tags"} if container == "mov" else {}
+    with av.open(str(clip)) as source, av.open(str(path), "w", format=container, options=options) as out:
+        if location:
+            out.metadata["location"] = LOCATION
+            out.metadata["com.apple.quicktime.location.ISO6709"] = LOCATION
+        video = source.streams.video[0]
+        target = out.add_stream_from_template(video)
+        packets = [p for p in source.demux(video) if p.dts is not None]
+        span = max(p.pts for p in packets) + packets[0].duration - min(p.pts for p in packets)
+        clip_bytes = sum(p.size for p in packets)
+        loops = max(1, target_bytes // clip_bytes + 1)
+        for loop in range(loops):
+            for packet in packets:
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts = packet.pts + loop * span, packet.dts + loop * span
+                copy.duration, copy.time_base = packet.duration, packet.time_base
+                copy.is_keyframe = packet.is_keyframe
+                copy.stream = target
+                out.mux(copy)
+    clip.unlink()
+    return path
+
+
 def huge_frame_video(path: Path, side: int = 16000) -> Path:
     """A 1.4 kB H.264 MP4 whose sequence parameter set declares side x side frames (16000x16000:
     256 Mpixel, 384 MB a frame) while its sample entry and its slices are of a 64x64 clip: the
@@ -334,6 +375,35 @@ def dicom_video(workdir: Path, *, location: bool = False, patient_id: str = "943
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def big_dicom_video(workdir: Path, megabytes: int, *, patient_id: str = "9434765919") -> Path:
+    """A Video Photographic Image Part 10 file of about ``megabytes``, written to disk without
+    holding it in memory, whose Pixel Data is a phone's QuickTime file with its location (as
+    :func:`dicom_video` with ``location``): every check and the location's removal run on it."""
+    import datetime as dt
+
+    from pydicom.uid import generate_uid
+
+    from converters import video as video_converter
+    from converters.base import SourceFile
+    from converters.iods.build_media import build_video
+    from converters.iods.media import write_video_file
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = big_video(workdir / "camera.mov", megabytes * 1024 * 1024, container="mov", location=True)
+    captured = video_converter.convert(SourceFile(source, "video/quicktime", "0" * 64, source.stat().st_size), workdir=workdir)
+    dataset = build_video(
+        captured, _context(patient_id), study_instance_uid=generate_uid(prefix=None),
+        series_instance_uid=generate_uid(prefix=None), sop_instance_uid=generate_uid(prefix=None),
+        series_number=1, instance_number=1, ingest_route="api",
+        now=dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc),
+    )  # fmt: skip
+    dataset._bitstream = source  # the camera's file as it is, not the converter's clean remux
+    out = workdir / "video.dcm"
+    write_video_file(dataset, out)
+    captured.mp4_path.unlink()
+    return out
 
 
 def dicom_pdf(document: bytes, *, patient_id: str = "9434765919") -> bytes:

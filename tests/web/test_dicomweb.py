@@ -230,6 +230,11 @@ def test_parts_beyond_the_memory_budget_are_spooled_to_disk(client, services, mo
     from web.dicomweb import multipart
 
     monkeypatch.setattr(multipart, "MEMORY_BUDGET", 50_000)  # the first part fits, the rest do not
+
+    def read_whole(part):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"part {part.number} was read into memory: a spooled part is mapped")
+
+    monkeypatch.setattr(multipart.ReceivedPart, "read", read_whole)
     datasets = [dicomgen.photo_dataset(native=True) for _ in range(3)]
     response = stow(client, [dicomgen.part10(d) for d in datasets])
     assert response.status_code == 200

@@ -51,6 +51,11 @@ class ReceivedPart:
         assert self.path is not None
         return self.path.read_bytes()
 
+    def source(self) -> bytes | Path:
+        """The bytes when the part was kept in memory, else its spooled file (which
+        ``converters.dicom.prepare_dicom`` maps rather than reads)."""
+        return self.data if self.data is not None else self.path  # type: ignore[return-value]
+
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes (for sniffing), without reading a spooled part whole."""
         if self.data is not None:

@@ -91,7 +91,7 @@ class Stow:
                     if part.media_type not in (DICOM, "application/octet-stream"):
                         self._other_failure(dcm.SOP_CLASS_NOT_SUPPORTED, f"part {part.number} is {part.media_type}, not {DICOM}")
                         continue
-                    self._store_bytes(part.read(), part.sha256, part.number, Provenance(**{**self.provenance.__dict__}))
+                    self._store_bytes(part.source(), part.sha256, part.number, Provenance(**{**self.provenance.__dict__}))
             elif received.type == DICOM_JSON:
                 self._store_json(received.parts)
             else:
@@ -111,7 +111,7 @@ class Stow:
         return self.outcome
 
     # -- one DICOM object --------------------------------------------------------------------
-    def _store_bytes(self, data: bytes, sha256: str, number: int, provenance: Provenance, *, coercions: tuple[dcm.Coercion, ...] = ()) -> None:
+    def _store_bytes(self, data: bytes | Path, sha256: str, number: int, provenance: Provenance, *, coercions: tuple[dcm.Coercion, ...] = ()) -> None:
         out = self.spool / f"object-{number:05d}.dcm"
         try:
             prepared = prepare_dicom(
@@ -215,7 +215,7 @@ class Stow:
                 self._failed(_identified(exc, item), number)
                 continue
             provenance = Provenance(**{**self.provenance.__dict__, "original_media_type": built.media_type})
-            self._store_bytes(built.data, built.sha256, number, provenance, coercions=built.coercions)
+            self._store_bytes(built.path, built.sha256, number, provenance, coercions=built.coercions)
 
     # -- audit -------------------------------------------------------------------------------
     def _record_audit(self) -> None:

@@ -14,7 +14,6 @@ the bulk data's digest, so a resent capture is the same instance.
 from __future__ import annotations
 
 import importlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ ACCEPTED_TYPES = ", ".join([*IMAGE_TYPES, *sorted(VIDEO_TYPES), *DOCUMENT_TYPES]
 
 @dataclass(frozen=True)
 class Built:
-    data: bytes  # a Part 10 file
+    path: Path  # the Part 10 file, in the request's spool folder
     sha256: str  # of the bulk data received
     media_type: str  # of the bulk data received
     coercions: tuple[dcm.Coercion, ...] = ()
@@ -70,12 +69,13 @@ def build(item: dict[str, Any], bulk: dict[str, ReceivedPart], settings: Any, sp
     ds.file_meta.MediaStorageSOPInstanceUID = str(ds.SOPInstanceUID)
     if "SpecificCharacterSet" not in ds:
         ds.SpecificCharacterSet = "ISO_IR 192"  # DICOM JSON is UTF-8
-    out = io.BytesIO()
+    out = spool / f"wic-{part.number:05d}.dcm"  # on disk, not in memory: a video can be 512 MB
     try:
-        ds.save_as(out, enforce_file_format=True)
+        dcm.write_part10(out, ds)
     except Exception as exc:  # noqa: BLE001
+        out.unlink(missing_ok=True)
         raise dcm.rejected(dcm.DATASET_DOES_NOT_MATCH, f"the metadata cannot be encoded: {exc}", InvalidInput) from exc
-    return Built(out.getvalue(), part.sha256, part.media_type, coercions)
+    return Built(out, part.sha256, part.media_type, coercions)
 
 
 def _bulk_part(item: dict[str, Any], bulk: dict[str, ReceivedPart]) -> tuple[ReceivedPart, str]:
@@ -167,7 +167,8 @@ def _photograph(ds: Dataset, part: ReceivedPart, settings: Any, spool: Path) -> 
 # -- videos ----------------------------------------------------------------------------------
 def _video(ds: Dataset, part: ReceivedPart, settings: Any, spool: Path) -> Wrapped:
     from converters import video
-    from converters.dicom_media import encapsulated_video
+    from converters.dicom_media import encapsulated_video_file
+    from converters.dicom_read import pixel_data_element
     from converters.iods.media import set_video_attributes
     from converters.iods.valuerep import format_ds
 
@@ -178,7 +179,8 @@ def _video(ds: Dataset, part: ReceivedPart, settings: Any, spool: Path) -> Wrapp
     work.mkdir(exist_ok=True)
     try:
         captured = video.convert(source, workdir=work)
-        bitstream = captured.mp4_path.read_bytes()
+        # mapped: the name goes with the work folder below, the pages stay until written out
+        pixel_data = encapsulated_video_file(captured.mp4_path, work / "encapsulated")
     except OlogiesError as exc:
         raise _unusable(part, exc) from exc
     finally:
@@ -191,8 +193,7 @@ def _video(ds: Dataset, part: ReceivedPart, settings: Any, spool: Path) -> Wrapp
                          format_ds(captured.frame_time_ms, "frame_time"), rate, format_ds(captured.duration_s, "duration"))  # fmt: skip
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionMethod = "ISO_14496_10" if captured.codec == "h264" else "ISO_23008_2"
-    ds.PixelData = encapsulated_video(bitstream)
-    ds["PixelData"].VR = "OB"
+    ds[0x7FE00010] = pixel_data_element("OB", pixel_data)
     remuxed = dcm.Coercion("PixelData", "modified", "the video was remuxed into an MP4 without container metadata (location removed); frames unchanged")
     return captured.transfer_syntax_uid, (remuxed,)
 
