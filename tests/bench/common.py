@@ -32,12 +32,14 @@ class MemorySampler:
     a long load test need not pay twenty times a second): the sum of their
     resident sets (which counts pages the forked workers share once per worker) and the sum of
     their proportional set sizes (PSS: each shared page divided among its sharers), which is
-    what the processes together take from the machine."""
+    what the processes together take from the machine. ``peak_anon_mb`` is the summed anonymous
+    memory alone (the heap, not the pages of files mapped or cached), the part the kernel cannot
+    give back without killing a process."""
 
     def __init__(self, pid: int, *, interval: float = 0.05) -> None:
         self.pid = pid
         self.interval = interval
-        self.peak_kb = self.peak_pss_kb = 0
+        self.peak_kb = self.peak_pss_kb = self.peak_anon_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -53,8 +55,8 @@ class MemorySampler:
                 pids.append(int(stat.parent.name))
         return pids
 
-    def _sample_kb(self) -> tuple[int, int]:
-        rss = pss = 0
+    def _sample_kb(self) -> tuple[int, int, int]:
+        rss = pss = anon = 0
         for pid in self._pids():
             try:
                 for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -62,17 +64,20 @@ class MemorySampler:
                         rss += int(line.split()[1])
                     elif line.startswith("Pss:"):
                         pss += int(line.split()[1])
+                    elif line.startswith("Anonymous:"):
+                        anon += int(line.split()[1])
             except OSError:
                 pass
-        return rss, pss
+        return rss, pss, anon
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            rss, pss = self._sample_kb()
+            rss, pss, anon = self._sample_kb()
             self.peak_kb, self.peak_pss_kb = max(self.peak_kb, rss), max(self.peak_pss_kb, pss)
+            self.peak_anon_kb = max(self.peak_anon_kb, anon)
 
     def reset(self) -> None:
-        self.peak_kb, self.peak_pss_kb = self._sample_kb()
+        self.peak_kb, self.peak_pss_kb, self.peak_anon_kb = self._sample_kb()
 
     def start(self) -> "MemorySampler":
         self._thread.start()
@@ -88,6 +93,10 @@ class MemorySampler:
     @property
     def peak_pss_mb(self) -> float:
         return self.peak_pss_kb / 1024
+
+    @property
+    def peak_anon_mb(self) -> float:
+        return self.peak_anon_kb / 1024
 
 
 @contextmanager

@@ -1,10 +1,13 @@
-"""Upload of a 2 GB video through ``POST /api/v1/images``: the server's peak memory growth.
+"""A large video sent to the server, and the server's peak memory growth while it takes it.
 
-    .venv/bin/python -m tests.bench.video_bench --gb 2
+    .venv/bin/python -m tests.bench.video_bench --gb 2                  # POST /api/v1/images
+    .venv/bin/python -m tests.bench.video_bench --gb 0.33 --route stow  # a DICOM video object, STOW-RS
+    .venv/bin/python -m tests.bench.video_bench --gb 0.33 --route wic   # an MP4 with DICOM JSON, STOW-RS
 
-The video is made quickly: a short 720p H.264 clip of noise (so its frames are large) is encoded
-once, then its packets are repeated by stream copy, with shifted timestamps, until the file is
-big enough. The upload streams from disk (httpx reads the file in chunks).
+The video is made quickly (``tests.mediagen.big_video``: a second of 720p noise encoded once, its
+packets repeated by stream copy); for ``stow`` it is wrapped in a Video Photographic Image object
+on disk (``big_dicom_video``). Every request streams its body from disk. Growth is given for the
+resident set and for the anonymous memory alone (the heap: what a mapped file's pages are not).
 """
 
 from __future__ import annotations
@@ -13,82 +16,88 @@ import argparse
 import json
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from tests.bench.common import MemorySampler, ologies_server
 from tests.conftest import patient_fields
+from tests.mediagen import big_dicom_video, big_video
 
 
-def make_big_video(path: Path, target_bytes: int) -> Path:
-    import av
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            yield chunk
 
-    clip = path.with_suffix(".clip.mp4")
-    rng = np.random.default_rng(0)
-    with av.open(str(clip), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "1", "profile": "high", "level": "4.1"}
-        for _ in range(30):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    with av.open(str(clip)) as source, av.open(str(path), "w", format="mp4") as out:
-        video = source.streams.video[0]
-        target = out.add_stream_from_template(video)
-        packets = [p for p in source.demux(video) if p.dts is not None]
-        span = max(p.pts for p in packets) + packets[0].duration - min(p.pts for p in packets)
-        clip_bytes = sum(p.size for p in packets)
-        loops = max(1, target_bytes // clip_bytes + 1)
-        for loop in range(loops):
-            for packet in packets:
-                copy = av.Packet(bytes(packet))
-                copy.pts, copy.dts = packet.pts + loop * span, packet.dts + loop * span
-                copy.duration, copy.time_base = packet.duration, packet.time_base
-                copy.is_keyframe = packet.is_keyframe
-                copy.stream = target
-                out.mux(copy)
-    clip.unlink()
-    return path
+
+def _related(parts: list[tuple[str, bytes | Path]], root: str) -> tuple[Iterator[bytes], dict[str, str]]:
+    boundary = uuid.uuid4().hex
+
+    def body() -> Iterator[bytes]:
+        for headers, content in parts:
+            yield f"--{boundary}\r\n{headers}\r\n\r\n".encode()
+            yield from (_chunks(content) if isinstance(content, Path) else [content])
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    return body(), {"Content-Type": f'multipart/related; type="{root}"; boundary={boundary}', "Accept": "application/dicom+json"}
+
+
+def _send(client: httpx.Client, route: str, video: Path) -> httpx.Response:
+    if route == "api":
+        with video.open("rb") as handle:
+            return client.post("/api/v1/images", data=patient_fields(), files={"file": ("big.mp4", handle, "video/mp4")})
+    if route == "stow":
+        body, headers = _related([("Content-Type: application/dicom", video)], "application/dicom")
+    else:
+        from tests.web.test_dicomweb_media import video_metadata
+
+        metadata = json.dumps([video_metadata("v1")]).encode()
+        body, headers = _related([("Content-Type: application/dicom+json", metadata),
+                                  ("Content-Type: video/quicktime\r\nContent-Location: v1", video)], "application/dicom+json")  # fmt: skip
+    return client.post("/dicomweb/studies", content=body, headers=headers)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gb", type=float, default=2.0)
+    parser.add_argument("--route", choices=("api", "stow", "wic"), default="api")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ologies-video-bench-"))
     started = time.perf_counter()
-    video = make_big_video(work / "big.mp4", int(args.gb * 1024**3))
+    target = int(args.gb * 1024**3)
+    if args.route == "stow":
+        video = big_dicom_video(work, target // (1024 * 1024))
+    else:
+        video = big_video(work / "big.mov", target, container="mov", location=args.route == "wic")
     made = time.perf_counter() - started
     size = video.stat().st_size
     with ologies_server() as (base, pid, _data):
-        from tests.bench.common import free_port  # noqa: F401 - same helpers as the other benches
-
         key = _admin_key(_data)
         sampler = MemorySampler(pid)
         sampler.reset()
-        baseline_mb = sampler.peak_kb / 1024
+        baseline_mb, baseline_anon_mb = sampler.peak_kb / 1024, sampler.peak_anon_mb
         sampler.start()
         started = time.perf_counter()
-        with video.open("rb") as handle, httpx.Client(base_url=base, timeout=3600, headers={"Authorization": f"Bearer {key}"}) as client:
-            response = client.post("/api/v1/images", data=patient_fields(), files={"file": ("big.mp4", handle, "video/mp4")})
+        with httpx.Client(base_url=base, timeout=3600, headers={"Authorization": f"Bearer {key}"}) as client:
+            response = _send(client, args.route, video)
         elapsed = time.perf_counter() - started
         peak_mb = sampler.stop()
-        uid = response.json()["files"][0]["sop_instance_uid"] if response.status_code < 300 else None
         ranged = None
-        if uid:
+        if args.route == "api" and response.status_code < 300:
+            uid = response.json()["files"][0]["sop_instance_uid"]
             with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}", "Range": "bytes=1000000-1999999"}) as client:
                 r = client.get(f"/api/v1/instances/{uid}/video")
                 ranged = (r.status_code, len(r.content))
     print(json.dumps({
-        "video_bytes": size, "make_s": round(made, 1), "status": response.status_code,
+        "route": args.route, "sent_bytes": size, "make_s": round(made, 1), "status": response.status_code,
         "upload_and_store_s": round(elapsed, 1), "mb_per_s": round(size / 1e6 / elapsed, 1),
         "server_baseline_rss_mb": round(baseline_mb, 1), "server_peak_rss_mb": round(peak_mb, 1),
-        "peak_growth_mb": round(peak_mb - baseline_mb, 1), "range_request": ranged,
+        "peak_growth_mb": round(peak_mb - baseline_mb, 1),
+        "peak_anonymous_growth_mb": round(sampler.peak_anon_mb - baseline_anon_mb, 1), "range_request": ranged,
     }))
 
 
