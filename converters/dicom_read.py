@@ -1,8 +1,8 @@
 """Reading received DICOM bytes safely: a structural walk checks every length, the nesting and
 the element count before pydicom parses anything (RELIABILITY.md 2.5); deflated data sets are
 inflated within a budget; pydicom then reads the header in place and the Pixel Data, whose
-extent the walk found, is cut out in one copy, or none when the object is a mapped file (a view
-into the mapping: a 500 MB video is never copied onto the heap). See ``converters.dicom``."""
+extent the walk found, is a view into what was received, not a copy: from a mapped file, a 500 MB
+video is never copied onto the heap. See ``converters.dicom``."""
 
 from __future__ import annotations
 
@@ -311,15 +311,15 @@ def _inflate(body: bytes | memoryview, budget: int) -> bytes:
 
 def _read(data: bytes, offset: int, end: int, implicit: bool, pixel: tuple[int, int, int, bytes | None, bool] | None) -> Dataset:
     """pydicom reads the data set from ``data`` in place (a BytesIO over bytes shares them);
-    the top-level Pixel Data, whose extent the walk already knows, is cut out rather than read
-    by pydicom's delimiter search: in one copy from bytes, as a view from a mapped file."""
+    the top-level Pixel Data, whose extent the walk already knows, is taken as a view into
+    ``data`` rather than read (and copied) by pydicom's delimiter search."""
     if pixel is None:
         return read_dataset(_region(data, offset, end), implicit, True, bytelength=end - offset)
     element_start, value_start, value_end, vr, encapsulated = pixel
     ds = read_dataset(_region(data, offset, element_start), implicit, True, bytelength=element_start - offset)
     if vr is None:
         vr = b"OB" if encapsulated else b"OW"
-    value = data[value_start:value_end] if isinstance(data, bytes) else memoryview(data)[value_start:value_end]
+    value = memoryview(data)[value_start:value_end]  # a view: the received bytes outlive the data set anyway
     ds[_PIXEL_DATA] = pixel_data_element(vr.decode(), value)
     after = value_end + (8 if encapsulated else 0)
     if after < end:  # elements after Pixel Data (trailing padding, say)
