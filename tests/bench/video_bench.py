@@ -86,6 +86,21 @@ def main() -> None:
             response = _send(client, args.route, video)
         elapsed = time.perf_counter() - started
         peak_mb = sampler.stop()
+        retrieved = None
+        if response.status_code < 300:
+            study = _study_of(response, args.route)
+            sampler = MemorySampler(pid)
+            sampler.reset()
+            before_mb, before_anon_mb = sampler.peak_kb / 1024, sampler.peak_anon_mb
+            sampler.start()
+            with httpx.Client(base_url=base, timeout=3600, headers={"Authorization": f"Bearer {key}"}) as client:
+                received = 0
+                with client.stream("GET", f"/dicomweb/studies/{study}", headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}) as r:
+                    for chunk in r.iter_bytes():
+                        received += len(chunk)
+            peak = sampler.stop()
+            retrieved = {"status": r.status_code, "bytes": received, "peak_growth_mb": round(peak - before_mb, 1),
+                         "peak_anonymous_growth_mb": round(sampler.peak_anon_mb - before_anon_mb, 1)}  # fmt: skip
         ranged = None
         if args.route == "api" and response.status_code < 300:
             uid = response.json()["files"][0]["sop_instance_uid"]
@@ -98,7 +113,14 @@ def main() -> None:
         "server_baseline_rss_mb": round(baseline_mb, 1), "server_peak_rss_mb": round(peak_mb, 1),
         "peak_growth_mb": round(peak_mb - baseline_mb, 1),
         "peak_anonymous_growth_mb": round(sampler.peak_anon_mb - baseline_anon_mb, 1), "range_request": ranged,
+        "wado_rs_study_retrieve": retrieved,
     }))
+
+
+def _study_of(response: httpx.Response, route: str) -> str:
+    if route == "api":
+        return response.json()["study_instance_uid"]
+    return response.json()["00081190"]["Value"][0].rsplit("/", 1)[1]
 
 
 def _admin_key(data: Path) -> str:
