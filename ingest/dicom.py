@@ -16,6 +16,7 @@ for photographs: one bad file refuses the batch before anything is stored.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,17 @@ if TYPE_CHECKING:
     from ingest.pipeline import BatchResult, IncomingFile, Ingestor
 
 DICOM = "application/dicom"
+
+
+def _received(incoming: "IncomingFile", spool: Path, number: int) -> Path:
+    """The file to map: the service's own spooled copy as it is; a copy in the spool of anyone
+    else's (a watched folder's), made by streaming, since a mapped file that its writer cuts short
+    kills the reader (SIGBUS) and reading it whole would hold a video in memory."""
+    if incoming.private:
+        return incoming.path
+    copy = spool / f"{number:05d}.received"
+    shutil.copyfile(incoming.path, copy)
+    return copy
 
 
 def is_dicom(incoming: "IncomingFile") -> bool:
@@ -86,7 +98,7 @@ def ingest_dicom(
         for number, incoming in enumerate(files, start=1):
             try:
                 item = prepare_dicom(
-                    incoming.path if incoming.private else incoming.path.read_bytes(), spool / f"{number:05d}.dcm", provenance=provenance,
+                    _received(incoming, spool, number), spool / f"{number:05d}.dcm", provenance=provenance,
                     allow_test_numbers=bool(settings.allow_test_nhs_numbers), limits=limits,
                     original_sha256=incoming.sha256,
                 )  # fmt: skip

@@ -37,8 +37,8 @@ class IncomingFile:
     filename: str  # as the client named it; used in messages only, never to choose a converter
     sha256: str | None = None  # when the receiver hashed the bytes on the way in
     # The service's own spooled copy, which nothing else writes: a DICOM object is then mapped
-    # rather than read. A watched folder's file is not: a device could still cut it short, and a
-    # mapped file cut short under its reader kills the process (SIGBUS).
+    # as it is. Anyone else's (a watched folder's) is copied into the spool first: a device could
+    # still cut it short, and a mapped file cut short under its reader kills the process (SIGBUS).
     private: bool = True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -255,3 +256,28 @@ def test_video_and_pdf_objects_are_held_to_the_upload_rules(services, folder, wa
     (doc,) = stored(services)
     raw = services.repository.open_instance(doc["SOPInstanceUID"]).read()
     assert mediagen.LOCATION_MARKER not in raw  # the container's location removed on the way in
+
+
+def test_a_dicom_file_is_mapped_from_a_copy_never_in_place(services, folder, watch, tmp_path, monkeypatch):
+    """A watched file may still be rewritten by its device, and a mapped file cut short under its
+    reader kills the process (SIGBUS): the object is copied into the spool by streaming and the
+    copy is mapped; the watched file itself is never mapped or read whole."""
+    import ingest.dicom
+    from tests import mediagen
+
+    seen = []
+    real = ingest.dicom.prepare_dicom
+
+    def recording(data, out, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(data)
+        return real(data, out, **kwargs)
+
+    monkeypatch.setattr(ingest.dicom, "prepare_dicom", recording)
+    sent = mediagen.dicom_video(tmp_path / "v")
+    (folder / "clip.dcm").write_bytes(sent)
+    outcomes = settle(watch(defaults={"trust": "REM", "specialty": "burns-plastics", "consent": "clinical-care"}), watch.clock)
+    assert [(o.name, o.status) for o in outcomes] == [("clip.dcm", "stored")]
+    (given,) = seen
+    assert isinstance(given, Path) and folder not in given.parents
+    assert not given.exists()  # the copy went with the spool
+    assert (folder / "done" / "clip.dcm").read_bytes() == sent
