@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import Dataset, config
 from pydicom.datadict import dictionary_VR
@@ -347,14 +348,12 @@ def _region(data: bytes, start: int, end: int) -> io.BytesIO:
 def mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
     """The file's bytes, mapped read-only rather than read: a large object (a video) is then
     walked, hashed and written out from the page cache, never copied onto the heap. An empty
-    file gives ``b""`` (it cannot be mapped)."""
+    file (which cannot be mapped), or one on a filesystem that cannot map files, is read."""
     with path.open("rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            yield b""
+        mapping = _map(handle)
+        if mapping is None:
+            yield handle.read()
             return
-        # Populated at once: every page is read anyway (hashed), and one call beats a fault a page.
-        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        mapping = mmap.mmap(handle.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
     try:
         yield mapping
     finally:
@@ -362,6 +361,17 @@ def mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
             mapping.close()
         except BufferError:
             pass  # a view into it outlives the call (in a traceback, say): closed when collected
+
+
+def _map(handle: BinaryIO) -> mmap.mmap | None:
+    if os.fstat(handle.fileno()).st_size == 0:
+        return None
+    # Populated at once: every page is read anyway (hashed), and one call beats a fault a page.
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+    try:
+        return mmap.mmap(handle.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    except OSError:  # ENODEV: this filesystem cannot map files
+        return None
 
 
 def read_dicom(data: bytes | mmap.mmap, *, limits: DicomLimits = DicomLimits()) -> tuple[Dataset, str, str]:

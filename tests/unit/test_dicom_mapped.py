@@ -82,3 +82,19 @@ def test_the_mapping_is_released_when_the_object_is_done(tmp_path):
     prepare(received, tmp_path / "out.dcm")
     with open("/proc/self/maps") as maps:
         assert str(received) not in maps.read()
+
+
+def test_a_filesystem_that_cannot_map_files_is_read_instead(tmp_path, monkeypatch):
+    import errno
+    import mmap
+
+    def cannot(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENODEV, "No such device")
+
+    received = tmp_path / "received.dcm"
+    received.write_bytes(dicomgen.photo_file())
+    expected = prepare(received.read_bytes(), tmp_path / "a.dcm")
+    monkeypatch.setattr(mmap, "mmap", cannot)
+    with mapped(received) as data:
+        assert isinstance(data, bytes)
+    assert prepare(received, tmp_path / "b.dcm").instance.sha256 == expected.instance.sha256
