@@ -44,15 +44,20 @@ class MemorySampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _pids(self) -> list[int]:
-        """The server and its worker processes (children of the server)."""
-        pids = [self.pid]
+        """The server and every process under it: its web workers, and the DICOM listener's
+        sidecar with its store workers (grandchildren of the server)."""
+        children: dict[int, list[int]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == self.pid:
-                pids.append(int(stat.parent.name))
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        pids, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            todo.extend(children.get(pid, []))
         return pids
 
     def _sample_kb(self) -> tuple[int, int, int]:
