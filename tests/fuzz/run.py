@@ -1,7 +1,8 @@
 """Run one atheris harness (tests/fuzz/harnesses.py) with coverage instrumentation and seeds from
 the hostile-input corpus.
 
-    .venv/bin/python -m tests.fuzz.run HARNESS [libFuzzer options] [--seeds-only DIR]
+    .venv/bin/python -m tests.fuzz.run HARNESS [libFuzzer options]
+    .venv/bin/python -m tests.fuzz.run HARNESS --seeds-only DIR      # write its seeds there, fuzz nothing
     .venv/bin/python -m tests.fuzz.run --list
 
 Long runs (RELIABILITY.md section 4: 24 CPU-hours per harness before a release), one process
@@ -94,6 +95,14 @@ def _special_seeds(name: str) -> list[bytes] | None:
     return None
 
 
+def write_seeds(name: str, folder: Path) -> int:
+    """The harness's seeds as files in ``folder``, named by their content; returns how many."""
+    seeds = seed_inputs(name)
+    for seed in seeds:
+        (folder / uuid.uuid5(uuid.NAMESPACE_OID, seed.hex()[:2000]).hex).write_bytes(seed)
+    return len(seeds)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--list"]:
         from tests.fuzz.harnesses import HARNESSES
@@ -104,6 +113,15 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     name, libfuzzer_args = argv[0], argv[1:]
+    if "--seeds-only" in libfuzzer_args:  # write the seeds, fuzz nothing
+        at = libfuzzer_args.index("--seeds-only")
+        if at + 1 >= len(libfuzzer_args):
+            print("--seeds-only needs a folder")
+            return 2
+        folder = Path(libfuzzer_args[at + 1])
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"{write_seeds(name, folder)} seeds for {name} written to {folder}")
+        return 0
     import atheris
 
     with atheris.instrument_imports(include=["converters", "repository", "web", "ingest", "search"]):
@@ -124,12 +142,10 @@ def main(argv: list[str]) -> int:
     corpus_dirs = [a for a in libfuzzer_args if not a.startswith("-")]
     if not corpus_dirs:  # a fresh temporary corpus, seeded
         folder = Path(tempfile.mkdtemp(prefix=f"ologies-fuzz-{name}-"))
-        for seed in seed_inputs(name):
-            (folder / uuid.uuid5(uuid.NAMESPACE_OID, seed.hex()[:2000]).hex).write_bytes(seed)
+        write_seeds(name, folder)
         libfuzzer_args.append(str(folder))
     elif Path(corpus_dirs[0]).is_dir() and not any(Path(corpus_dirs[0]).iterdir()):
-        for seed in seed_inputs(name):
-            (Path(corpus_dirs[0]) / uuid.uuid5(uuid.NAMESPACE_OID, seed.hex()[:2000]).hex).write_bytes(seed)
+        write_seeds(name, Path(corpus_dirs[0]))
     if not any(a.startswith("-max_len=") for a in libfuzzer_args):
         libfuzzer_args.append(f"-max_len={harness.max_len}")
     allowed = harness.allowed

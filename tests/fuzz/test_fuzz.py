@@ -34,17 +34,14 @@ def corpus_cases():
 
 @pytest.mark.parametrize("name", sorted(HARNESSES))
 def test_harness_finds_no_crash(name, tmp_path, corpus_cases, monkeypatch):
-    import uuid
-
     from tests.corpus import make
-    from tests.fuzz.run import seed_inputs
+    from tests.fuzz.run import write_seeds
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     monkeypatch.setattr(make, "build", lambda *a, **k: corpus_cases)  # built once for all harnesses
-    for seed in seed_inputs(name):
-        (corpus / uuid.uuid5(uuid.NAMESPACE_OID, seed.hex()[:2000]).hex).write_bytes(seed)
+    write_seeds(name, corpus)
     # Through a shell that forks: libFuzzer's -rss_limit_mb reads the peak resident size
     # (getrusage), which a process started straight from pytest inherits from pytest (about
     # 900 MB by the time these run), so the limit would have meant 2048 MB less pytest's peak.
@@ -58,3 +55,12 @@ def test_harness_finds_no_crash(name, tmp_path, corpus_cases, monkeypatch):
     assert done.returncode == 0, f"fuzzing {name} found a crash (reproducer in {ARTIFACTS}):\n{tail}"
     runs = [line for line in done.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
     assert runs and int(runs[0].split(":")[-1]) > 0, tail
+
+
+def test_seeds_only_writes_the_seeds_and_fuzzes_nothing(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tests.fuzz.run", "nhs_number", "--seeds-only", str(tmp_path / "seeds")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = list((tmp_path / "seeds").iterdir())
+    assert written and f"{len(written)} seeds for nhs_number" in done.stdout
+    assert "libFuzzer" not in done.stderr and not list(REPO.glob("oom-*")) and not list(REPO.glob("crash-*"))
