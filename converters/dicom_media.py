@@ -161,8 +161,7 @@ def encapsulated_video_file(bitstream: Path, out: Path) -> memoryview:
     name and is released with the last view of it."""
     size = bitstream.stat().st_size
     with out.open("wb") as target, bitstream.open("rb") as source:
-        target.write(struct.pack("<HHI", 0xFFFE, 0xE000, 0))
-        target.write(struct.pack("<HHI", 0xFFFE, 0xE000, size + size % 2))
+        target.write(_video_items(size))
         shutil.copyfileobj(source, target, 1 << 20)
         target.write(b"\0" * (size % 2))
     with out.open("rb") as handle:
@@ -173,5 +172,10 @@ def encapsulated_video(data: bytes) -> bytes:
     """An MPEG-4 bitstream as encapsulated Pixel Data: an empty Basic Offset Table, as PS3.5
     8.2.7-8.2.8 require for video (frames are not fragments; ``encapsulate_frame`` writes an
     image frame's offset), then the stream as one fragment padded to even length, in one copy."""
-    pad = b"\0" * (len(data) % 2)
-    return b"".join((struct.pack("<HHI", 0xFFFE, 0xE000, 0), struct.pack("<HHI", 0xFFFE, 0xE000, len(data) + len(pad)), data, pad))
+    return b"".join((_video_items(len(data)), data, b"\0" * (len(data) % 2)))
+
+
+def _video_items(size: int) -> bytes:
+    """The empty Basic Offset Table item, then the header of the one fragment holding a
+    bitstream of ``size`` bytes, padded to even length."""
+    return struct.pack("<HHIHHI", 0xFFFE, 0xE000, 0, 0xFFFE, 0xE000, size + size % 2)

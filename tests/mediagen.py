@@ -344,28 +344,16 @@ def dicom_video(workdir: Path, *, location: bool = False, patient_id: str = "943
     at test time. With ``location`` the Pixel Data is the camera's own MP4, location metadata and
     all: a phone's QuickTime file, as a device that wraps without cleaning or remuxing sends it
     (FFmpeg's MP4 muxer would not write the location at all)."""
-    import datetime as dt
-
     from pydicom import dcmread
-    from pydicom.uid import generate_uid
 
-    from converters import video as video_converter
-    from converters.base import SourceFile
     from converters.dicom_media import encapsulated_video
-    from converters.iods.build_media import build_video
     from converters.iods.media import write_video_file
 
     workdir.mkdir(parents=True, exist_ok=True)
     if location:
         options.setdefault("container", "mov")
     source = video(workdir / f"camera.{options.get('container', 'mp4')}", location=location, **options)  # type: ignore[arg-type]
-    captured = video_converter.convert(SourceFile(source, "video/mp4", "0" * 64, source.stat().st_size), workdir=workdir)
-    study = generate_uid(prefix=None)
-    dataset = build_video(
-        captured, _context(patient_id), study_instance_uid=study, series_instance_uid=generate_uid(prefix=None),
-        sop_instance_uid=generate_uid(prefix=None), series_number=1, instance_number=1,
-        ingest_route="api", now=dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc),
-    )  # fmt: skip
+    dataset, _ = _video_dataset(source, "video/mp4", workdir, patient_id)
     out = workdir / "video.dcm"
     write_video_file(dataset, out)
     if not location:
@@ -381,24 +369,11 @@ def big_dicom_video(workdir: Path, megabytes: int, *, patient_id: str = "9434765
     """A Video Photographic Image Part 10 file of about ``megabytes``, written to disk without
     holding it in memory, whose Pixel Data is a phone's QuickTime file with its location (as
     :func:`dicom_video` with ``location``): every check and the location's removal run on it."""
-    import datetime as dt
-
-    from pydicom.uid import generate_uid
-
-    from converters import video as video_converter
-    from converters.base import SourceFile
-    from converters.iods.build_media import build_video
     from converters.iods.media import write_video_file
 
     workdir.mkdir(parents=True, exist_ok=True)
     source = big_video(workdir / "camera.mov", megabytes * 1024 * 1024, container="mov", location=True)
-    captured = video_converter.convert(SourceFile(source, "video/quicktime", "0" * 64, source.stat().st_size), workdir=workdir)
-    dataset = build_video(
-        captured, _context(patient_id), study_instance_uid=generate_uid(prefix=None),
-        series_instance_uid=generate_uid(prefix=None), sop_instance_uid=generate_uid(prefix=None),
-        series_number=1, instance_number=1, ingest_route="api",
-        now=dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc),
-    )  # fmt: skip
+    dataset, captured = _video_dataset(source, "video/quicktime", workdir, patient_id)
     dataset._bitstream = source  # the camera's file as it is, not the converter's clean remux
     out = workdir / "video.dcm"
     write_video_file(dataset, out)
@@ -409,23 +384,38 @@ def big_dicom_video(workdir: Path, megabytes: int, *, patient_id: str = "9434765
 def dicom_pdf(document: bytes, *, patient_id: str = "9434765919") -> bytes:
     """An Encapsulated PDF Part 10 file holding ``document`` as it is (active content included),
     built by this project's builder, as another archive would send it."""
-    import datetime as dt
-
-    from pydicom.uid import generate_uid
-
     from converters.iods.build_media import build_document
     from converters.pdf import CapturedDocument
 
     captured = CapturedDocument("0" * 64, len(document), document, 1, "Consent form")
-    dataset = build_document(
-        captured, _context(patient_id), study_instance_uid=generate_uid(prefix=None),
-        series_instance_uid=generate_uid(prefix=None), sop_instance_uid=generate_uid(prefix=None),
-        series_number=3, instance_number=1, ingest_route="api",
-        now=dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc),
-    )  # fmt: skip
+    dataset = build_document(captured, _context(patient_id), **_new_object(series_number=3))
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def _video_dataset(source: Path, media_type: str, workdir: Path, patient_id: str):  # type: ignore[no-untyped-def]
+    """The Video Photographic Image this project builds from ``source`` (converted in
+    ``workdir``), and what the converter captured."""
+    from converters import video as video_converter
+    from converters.base import SourceFile
+    from converters.iods.build_media import build_video
+
+    captured = video_converter.convert(SourceFile(source, media_type, "0" * 64, source.stat().st_size), workdir=workdir)
+    return build_video(captured, _context(patient_id), **_new_object(series_number=1)), captured
+
+
+def _new_object(*, series_number: int) -> dict[str, object]:
+    """The builders' arguments that make a new object: fresh UIDs, its place, route and time."""
+    import datetime as dt
+
+    from pydicom.uid import generate_uid
+
+    return {
+        "study_instance_uid": generate_uid(prefix=None), "series_instance_uid": generate_uid(prefix=None),
+        "sop_instance_uid": generate_uid(prefix=None), "series_number": series_number, "instance_number": 1,
+        "ingest_route": "api", "now": dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc),
+    }  # fmt: skip
 
 
 def _context(patient_id: str):  # type: ignore[no-untyped-def]
