@@ -26,6 +26,99 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def process_tree(root: int, children: dict[int, list[int]] | None = None) -> list[int]:
+    """``root`` and every live process under it."""
+    children = _children() if children is None else children
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, []))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used by named process trees between ``start`` and ``stop``, and by the whole
+    machine, so that a figure taken at saturation says who had the cores. A tree's time is the
+    user and system time of its live processes plus what their reaped children used (cutime,
+    cstime), so a store worker that exits in between is still counted. ``steal`` is time the
+    hypervisor gave to other guests; ``rest`` is what no named tree used (the load clients,
+    the kernel's own threads, anything else running)."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self._start: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self.wall_s = 0.0
+
+    def _read(self) -> dict[str, float]:
+        children = _children()
+        out: dict[str, float] = {}
+        for name, root in self.roots.items():
+            ticks = 0
+            for pid in process_tree(root, children):
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                ticks += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+            out[name] = ticks / self.TICK
+        cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        # user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+        out["_busy"] = (sum(cpu[:8]) - cpu[3] - cpu[4] - cpu[7]) / self.TICK
+        out["_steal"] = cpu[7] / self.TICK
+        out["_wall"] = time.monotonic()
+        return out
+
+    def start(self) -> "CpuMeter":
+        self._start = self._read()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        """Per tree, the share of one core used on average (1.0 = one core busy), plus
+        ``busy``, ``steal`` and ``rest`` on the same scale and ``cores``."""
+        end = self._read()
+        wall = self.wall_s = end["_wall"] - self._start["_wall"]
+        used = {name: (end[name] - self._start[name]) / wall for name in self.roots}
+        busy = (end["_busy"] - self._start["_busy"]) / wall
+        self.seconds = {**used, "busy": busy, "steal": (end["_steal"] - self._start["_steal"]) / wall,
+                        "rest": busy - sum(used.values()), "cores": float(os.cpu_count() or 1)}  # fmt: skip
+        return {k: round(v, 3) for k, v in self.seconds.items()}
+
+
+def machine_speed(repeat: int = 5) -> dict[str, float]:
+    """A reference for comparing figures taken at different hours on a shared machine, whose
+    speed drifts by 20-30% with its neighbours' load: the best of ``repeat`` timings of an
+    interpreter-bound loop and of SHA-256 over 64 MB (the two kinds of work an upload does)."""
+    import hashlib
+
+    data = bytes(64 * 1024 * 1024)
+    loop = sha = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i % 7
+        loop = min(loop, time.perf_counter() - started)
+        started = time.perf_counter()
+        hashlib.sha256(data).digest()
+        sha = min(sha, time.perf_counter() - started)
+    return {"python_loop_mops": round(2.0 / loop, 2), "sha256_mb_s": round(64 / sha, 1)}
+
+
 class MemorySampler:
     """Peak memory of a server and its worker processes, sampled every ``interval`` seconds
     (50 ms unless told; each sample walks /proc and has the kernel total every page table, which
@@ -46,19 +139,7 @@ class MemorySampler:
     def _pids(self) -> list[int]:
         """The server and every process under it: its web workers, and the DICOM listener's
         sidecar with its store workers (grandchildren of the server)."""
-        children: dict[int, list[int]] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        pids, todo = [], [self.pid]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            todo.extend(children.get(pid, []))
-        return pids
+        return process_tree(self.pid)
 
     def _sample_kb(self) -> tuple[int, int, int]:
         rss = pss = anon = 0

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from tests.bench.common import MemorySampler
+from tests.bench.common import CpuMeter, MemorySampler, machine_speed
 from tests.conftest import NHS_A, NHS_B, NHS_C, patient_fields
 
 MIX = (("search", 70), ("thumbnail", 20), ("upload", 8), ("stow", 2))
@@ -94,6 +94,8 @@ class Phase:
     requests: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    client_cpu_s: float = 0.0  # the load clients' own CPU (they share the machine)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def merge(self, other: "Phase") -> None:
         for kind, values in other.latencies.items():
@@ -104,11 +106,14 @@ class Phase:
         self.errors += other.errors
         self.honest_503 += other.honest_503
         self.requests += other.requests
+        self.client_cpu_s += other.client_cpu_s
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"phase": self.name, "requests": self.requests, "seconds": round(self.seconds, 1),
                                "errors": self.errors, "error_rate": round(self.errors / max(1, self.requests), 5),
                                "honest_503": self.honest_503, "peak_rss_mb": round(self.peak_rss_mb, 1)}  # fmt: skip
+        if self.cpu:
+            out["cpu_cores"] = self.cpu  # average cores used, per process tree (CpuMeter)
         for kind in sorted(set(self.latencies) | set(self.statuses)):
             ordered = sorted(self.latencies.get(kind, [])) or [float("nan")]
 
@@ -122,8 +127,10 @@ class Phase:
 
 
 class Load:
-    def __init__(self, base_url: str, headers: dict[str, str], *, clients: int = 20, seed: int = 8, photo: bool = True) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str], *, clients: int = 20, seed: int = 8, photo: bool = True,
+                 mix: tuple[tuple[str, int], ...] = MIX) -> None:  # fmt: skip
         self.base_url = base_url
+        self.mix = mix
         self.headers = headers
         self.clients = clients
         self.rng = random.Random(seed)
@@ -162,7 +169,7 @@ class Load:
                          headers={"Content-Type": content_type, "Accept": "application/dicom+json"})  # fmt: skip
 
     def run(self, name: str, duration: float, *, index_down: bool = False, server_pid: int | None = None,
-            search_pace: float = 0.0) -> Phase:  # fmt: skip
+            search_pace: float = 0.0, cpu_roots: dict[str, int] | None = None) -> Phase:  # fmt: skip
         """``clients`` clients for ``duration`` seconds, in up to four processes (one process's
         GIL would otherwise be the bottleneck being measured). ``search_pace``: with the index
         down, a client whose search is answered 503 waits out this many seconds from its start
@@ -177,30 +184,37 @@ class Load:
         if sampler:
             sampler.reset()
             sampler.start()
+        meter = CpuMeter(cpu_roots).start() if cpu_roots else None
         processes = max(1, min(4, self.clients // 5))  # five clients a process, at most four
         shares = [self.clients // processes + (1 if i < self.clients % processes else 0) for i in range(processes)]
-        jobs = [(self.base_url, self.headers, list(self.uids), share, duration, index_down, f"{name}:{i}", search_pace)
-                for i, share in enumerate(shares)]  # fmt: skip
+        jobs = [(self.base_url, self.headers, list(self.uids), share, duration, index_down, f"{name}:{i}", search_pace,
+                 self.mix) for i, share in enumerate(shares)]  # fmt: skip
         with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
             for part in pool.map(_client_process, jobs):
                 phase.merge(part)
                 phase.seconds = max(phase.seconds, part.seconds)  # the measured window, not start-up
         if sampler:
             phase.peak_rss_mb = sampler.stop()
+        if meter:
+            cpu = meter.stop()
+            clients = phase.client_cpu_s / max(phase.seconds, 1e-9)
+            phase.cpu = {**cpu, "clients": round(clients, 3), "rest": round(cpu["rest"] - clients, 3)}
         return phase
 
 
-def _client_process(job: tuple[str, dict[str, str], list[str], int, float, bool, str, float]) -> Phase:
+def _client_process(job: tuple[str, dict[str, str], list[str], int, float, bool, str, float, tuple[tuple[str, int], ...]]) -> Phase:
     """One process of the load generator: ``threads`` clients until the deadline."""
-    base_url, headers, uids, threads, duration, index_down, name, search_pace = job
-    load = Load(base_url, headers, clients=threads)  # the 5 MB photograph made before the clock starts
+    base_url, headers, uids, threads, duration, index_down, name, search_pace, mix = job
+    # the 5 MB photograph made before the clock starts, if this mix uploads
+    load = Load(base_url, headers, clients=threads, photo=any(k == "upload" and w for k, w in mix))
     load.uids = uids
     phase = Phase(name)
-    kinds = [k for k, _ in MIX]
-    weights = [w for _, w in MIX]
+    kinds = [k for k, _ in mix]
+    weights = [w for _, w in mix]
     record_lock = threading.Lock()
     time.sleep(1.0)  # every process imported and ready: start together
     deadline = time.monotonic() + duration
+    cpu_started = time.process_time()
 
     def client(number: int) -> None:
         rng = random.Random(f"{name}:{number}")
@@ -235,13 +249,14 @@ def _client_process(job: tuple[str, dict[str, str], list[str], int, float, bool,
     for thread in pool:
         thread.join(timeout=duration + 120)
     phase.seconds = time.monotonic() - started
+    phase.client_cpu_s = time.process_time() - cpu_started
     phase.latencies = dict(phase.latencies)  # type: ignore[assignment]  # picklable
     phase.statuses = {k: dict(v) for k, v in phase.statuses.items()}  # type: ignore[assignment]
     return phase
 
 
 def run(duration: float, clients: int, *, backends: str = "embedded", index_down: bool = False, workers: int = 2,
-        warmup: float = 20.0, log: Any = print) -> dict[str, Any]:  # fmt: skip
+        warmup: float = 20.0, log: Any = print, mix: tuple[tuple[str, int], ...] = MIX) -> dict[str, Any]:  # fmt: skip
     """Start the servers, seed, run the phases; the summary (also what ``tests.figures`` reports)."""
     import platform
     import tempfile
@@ -249,18 +264,21 @@ def run(duration: float, clients: int, *, backends: str = "embedded", index_down
     from tests.serverproc import ServerProcess
 
     with ExitStack() as stack:
+        speed = machine_speed()  # before any server starts: how fast the machine is this hour
+        log(f"machine speed: {speed}")
         env: dict[str, str] = {}
         proxy = None
+        roots: dict[str, int] = {}
         work = Path(tempfile.mkdtemp(prefix="ologies-load-"))
         stack.callback(shutil.rmtree, work, True)  # GBs of objects and server data a run
         if backends == "real":
-            env, proxy = _real_backends(stack, work)
+            env, proxy, roots = _real_backends(stack, work)
         elif index_down:
             raise SystemExit("--index-down needs --backends real (Elasticsearch behind a proxy that can be cut)")
         server = ServerProcess(env=env, workers=workers, data=work)
         server.start()
         stack.callback(server.stop)
-        load = Load(server.url, server.headers(), clients=clients)
+        load = Load(server.url, server.headers(), clients=clients, mix=mix)
         load.seed_data()
         if warmup > 0:
             # Elasticsearch and the server start cold (the JVM compiles its hot paths in the
@@ -268,24 +286,27 @@ def run(duration: float, clients: int, *, backends: str = "embedded", index_down
             log(f"warm-up: {clients} clients for {warmup:g} s (not counted)")
             load.run("warm-up", warmup)
         log(f"seeded {len(load.uids)} photographs; {clients} clients for {duration:g} s")
-        phases = [load.run("clean", duration, server_pid=server.pid)]
+        roots = {"server": server.pid, **roots}
+        phases = [load.run("clean", duration, server_pid=server.pid, cpu_roots=roots)]
         log(json.dumps(phases[-1].summary()))
         if index_down and proxy is not None:
             proxy.set("down")
             clean_search = phases[0].latencies.get("search") or [0.0]
-            phases.append(load.run("index down", duration, index_down=True, server_pid=server.pid,
+            phases.append(load.run("index down", duration, index_down=True, server_pid=server.pid, cpu_roots=roots,
                                    search_pace=statistics.fmean(clean_search)))  # fmt: skip
             proxy.set("up")
             log(json.dumps(phases[-1].summary()))
         return {
             "clients": clients, "duration_s": duration, "backends": backends, "workers": workers,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}",
-            "targets_p95_ms": TARGETS_MS, "phases": [p.summary() for p in phases],
+            "machine_speed": speed,
+            "mix": dict(mix), "targets_p95_ms": TARGETS_MS, "phases": [p.summary() for p in phases],
         }  # fmt: skip
 
 
-def _real_backends(stack: ExitStack, work: Path) -> tuple[dict[str, str], Any]:
-    """Private MinIO and Elasticsearch (infra/ scripts, free ports), Elasticsearch behind a proxy."""
+def _real_backends(stack: ExitStack, work: Path) -> tuple[dict[str, str], Any, dict[str, int]]:
+    """Private MinIO and Elasticsearch (infra/ scripts, free ports), Elasticsearch behind a proxy;
+    the environment for the server, the proxy and the servers' process ids."""
     from tests.integration.conftest import ACCESS_KEY, SECRET_KEY
     from tests.integration.proxy import TcpProxy
     from tests.integration.servers import PrivateServer
@@ -314,7 +335,21 @@ def _real_backends(stack: ExitStack, work: Path) -> tuple[dict[str, str], Any]:
     index.ensure_schema()
     store.close()
     index.close()
-    return env, proxy
+    return env, proxy, {"minio": s3.pid, "elasticsearch": es.pid}
+
+
+def parse_mix(text: str) -> tuple[tuple[str, int], ...]:
+    """``search:70,thumbnail:20``: kinds from MIX with whole-number weights."""
+    known = {k for k, _ in MIX}
+    mix = []
+    for item in text.split(","):
+        kind, _, weight = item.partition(":")
+        if kind.strip() not in known or not weight.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"{item!r}: want KIND:WEIGHT with KIND one of {sorted(known)}")
+        mix.append((kind.strip(), int(weight)))
+    if not any(w for _, w in mix):
+        raise argparse.ArgumentTypeError("every weight is 0")
+    return tuple(mix)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,9 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-down", action="store_true", help="a second phase with Elasticsearch cut off")
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds of the same load first, not counted")
     parser.add_argument("--out", type=Path, help="write the summary as JSON here")
+    parser.add_argument("--mix", type=parse_mix, default=MIX,
+                        help="kinds of request and their weights, e.g. search:100 to measure searches alone "
+                             "(default search:70,thumbnail:20,upload:8,stow:2)")  # fmt: skip
     args = parser.parse_args(argv)
     result = run(args.duration, args.clients, backends=args.backends, index_down=args.index_down, workers=args.workers,
-                 warmup=args.warmup)
+                 warmup=args.warmup, mix=args.mix)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:

@@ -19,6 +19,8 @@ def test_load_on_embedded_backends_has_no_errors():
     clean = result["phases"][0]
     assert clean["errors"] == 0, clean
     assert all(clean[kind]["n"] > 0 for kind in ("search", "thumbnail", "upload")), clean
+    assert clean["cpu_cores"]["server"] > 0 and clean["cpu_cores"]["clients"] > 0, clean  # who had the cores
+    assert result["machine_speed"]["sha256_mb_s"] > 0, result
 
 
 @pytest.mark.integration
@@ -35,4 +37,17 @@ def test_load_while_the_index_is_down_keeps_the_paths_that_do_not_need_it():
     assert down["honest_503"] > 0, down  # every search answered 503 with Retry-After
     for kind in ("thumbnail", "upload"):
         assert down[kind]["n"] > 0, down
+    assert all(clean["cpu_cores"][name] > 0 for name in ("server", "minio", "elasticsearch", "clients")), clean
     assert set(down["upload"]["statuses"]) <= {"201", "202"}, down
+
+
+def test_mix_names_kinds_and_weights():
+    import argparse
+
+    from tests.bench.load import MIX, parse_mix
+
+    assert parse_mix("search:100") == (("search", 100),)
+    assert parse_mix("search:70,thumbnail:20,upload:8,stow:2") == MIX
+    for bad in ("search", "searches:1", "search:x", "search:0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_mix(bad)
