@@ -109,14 +109,19 @@ def main(argv: list[str]) -> int:
 
         print("\n".join(HARNESSES))
         return 0
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
-        return 2
+        return 0 if argv else 2
     name, libfuzzer_args = argv[0], argv[1:]
     if "--seeds-only" in libfuzzer_args:  # write the seeds, fuzz nothing
         at = libfuzzer_args.index("--seeds-only")
         if at + 1 >= len(libfuzzer_args):
             print("--seeds-only needs a folder")
+            return 2
+        from tests.fuzz.harnesses import HARNESSES  # nothing is fuzzed after: no instrumenting
+
+        if name not in HARNESSES:
+            print(f"unknown harness {name!r}; one of: {', '.join(HARNESSES)}", file=sys.stderr)
             return 2
         folder = Path(libfuzzer_args[at + 1])
         folder.mkdir(parents=True, exist_ok=True)
@@ -126,6 +131,10 @@ def main(argv: list[str]) -> int:
 
     with atheris.instrument_imports(include=["converters", "repository", "web", "ingest", "search"]):
         from tests.fuzz import harnesses
+    if name not in harnesses.HARNESSES:  # (checked after the instrumented import: before, it
+        # would import the harnesses' modules uninstrumented)
+        print(f"unknown harness {name!r}; one of: {', '.join(harnesses.HARNESSES)}", file=sys.stderr)
+        return 2
     harness = harnesses.HARNESSES[name]
     deep = os.environ.get("OLOGIES_FUZZ_DEEP", "") == "1"
     if deep and harness.instrument:  # third-party parsers the harness drives (their Python parts)

@@ -64,3 +64,16 @@ def test_seeds_only_writes_the_seeds_and_fuzzes_nothing(tmp_path):
     written = list((tmp_path / "seeds").iterdir())
     assert written and f"{len(written)} seeds for nhs_number" in done.stdout
     assert "libFuzzer" not in done.stderr and not list(REPO.glob("oom-*")) and not list(REPO.glob("crash-*"))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["no-such-harness", "-runs=1"], ["no-such-harness", "--seeds-only", "x"]])
+def test_runner_answers_help_and_unknown_harnesses_without_fuzzing(args, tmp_path):
+    """``--help`` printed a KeyError traceback; an unknown harness must not start libFuzzer."""
+    done = subprocess.run([sys.executable, "-m", "tests.fuzz.run", *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert "Traceback" not in done.stderr and "libFuzzer" not in done.stderr, done.stderr[-2000:]
+    if args == ["--help"]:
+        assert done.returncode == 0 and "tests.fuzz.run HARNESS" in done.stdout
+    else:
+        assert done.returncode == 2 and "unknown harness 'no-such-harness'" in done.stderr
+        assert not (tmp_path / "x").exists()
