@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,8 @@ class ServerProcess:
     def __init__(self, *, env: dict[str, str] | None = None, workers: int = 1, data: Path | None = None,
                  args: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.data = data or Path(tempfile.mkdtemp(prefix="ologies-serve-"))
+        if data is None:  # ours: removed once nobody holds the server (tests read it after stop)
+            weakref.finalize(self, shutil.rmtree, self.data, True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("OLOGIES_", "PROMETHEUS_"))}
