@@ -10,8 +10,10 @@ long runs are documented in tests/fuzz/run.py.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,20 @@ SECONDS = int(os.environ.get("OLOGIES_FUZZ_SECONDS", "6"))
 ARTIFACTS = REPO / "test-artifacts" / "fuzz"
 
 pytest.importorskip("atheris")
+
+
+def run_group(args: list[str], *, timeout: float, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` in a process group of its own, all of which is killed on timeout
+    (``subprocess.run`` kills only the shell: the harness under it would fuzz on)."""
+    with subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True) as proc:  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +61,10 @@ def test_harness_finds_no_crash(name, tmp_path, corpus_cases, monkeypatch):
     # Through a shell that forks: libFuzzer's -rss_limit_mb reads the peak resident size
     # (getrusage), which a process started straight from pytest inherits from pytest (about
     # 900 MB by the time these run), so the limit would have meant 2048 MB less pytest's peak.
-    done = subprocess.run(
+    done = run_group(
         ["/bin/sh", "-c", '"$0" "$@"; exit $?', sys.executable, "-m", "tests.fuzz.run", name, f"-max_total_time={SECONDS}", "-rss_limit_mb=2048",
          "-timeout=10", f"-artifact_prefix={ARTIFACTS}/{name}-", "-print_final_stats=1", str(corpus)],
-        cwd=REPO, capture_output=True, text=True, timeout=SECONDS + 240,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
+        timeout=SECONDS + 240, env={**os.environ, "PYTHONHASHSEED": "0"},
     )  # fmt: skip
     tail = "\n".join(done.stderr.splitlines()[-40:])
     assert done.returncode == 0, f"fuzzing {name} found a crash (reproducer in {ARTIFACTS}):\n{tail}"
@@ -77,3 +92,14 @@ def test_runner_answers_help_and_unknown_harnesses_without_fuzzing(args, tmp_pat
     else:
         assert done.returncode == 2 and "unknown harness 'no-such-harness'" in done.stderr
         assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.timeout(60)  # killing only the shell would hang here: its grandchild holds the pipes
+def test_a_timed_out_run_leaves_no_process_behind(tmp_path):
+    marker = tmp_path / "alive"
+    child = f"import time, pathlib\nwhile True:\n    pathlib.Path({str(marker)!r}).touch(); time.sleep(0.05)"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_group(["/bin/sh", "-c", '"$0" "$@"; exit $?', sys.executable, "-c", child], timeout=1.5, env=dict(os.environ))
+    marker.unlink(missing_ok=True)
+    time.sleep(0.3)
+    assert not marker.exists()  # the grandchild was killed with the shell
