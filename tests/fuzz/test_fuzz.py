@@ -103,3 +103,19 @@ def test_a_timed_out_run_leaves_no_process_behind(tmp_path):
     marker.unlink(missing_ok=True)
     time.sleep(0.3)
     assert not marker.exists()  # the grandchild was killed with the shell
+
+
+@pytest.mark.timeout(240)
+def test_a_long_run_restarts_past_atheris_growth_and_keeps_its_time(tmp_path):
+    """``--for``: with the limit set 70 MB over the harness's starting size, atheris's own growth
+    (about 2 kB an execution here) stops a run within seconds; its oom- input replays alone
+    within the limit, so the run is restarted on the same corpus until the time is used up."""
+    crashes = tmp_path / "crashes"  # made by the runner, as the corpus folder is
+    done = run_group([sys.executable, "-m", "tests.fuzz.run", "jpeg_markers", "--for", "25", "-rss_limit_mb=260",
+                      "-timeout=10", f"-artifact_prefix={crashes}/", str(tmp_path / "corpus")],
+                     timeout=200, env={**os.environ, "PYTHONHASHSEED": "0"})  # fmt: skip
+    tail = (done.stdout + done.stderr)[-3000:]
+    assert done.returncode == 0, tail
+    assert "restarting" in done.stdout and "nothing found" in done.stdout, tail
+    kept = [f.name for f in crashes.iterdir()]
+    assert kept and all(name.startswith("growth-oom-") for name in kept), kept
