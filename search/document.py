@@ -77,10 +77,16 @@ def _laterality(ds: Dataset) -> str:
 
 
 def _capture_date(ds: Dataset) -> str:
+    """The first real calendar date of these, as YYYY-MM-DD (a value such as 20240230 is passed
+    over): the string order of what this returns is date order, which lets Elasticsearch sort on
+    the date sub-field and still answer as SQLite's string ORDER BY does."""
     for keyword in ("ContentDate", "AcquisitionDateTime", "StudyDate"):
         value = _text(ds, keyword)
         if len(value) >= 8 and value[:8].isdigit():
-            return f"{value[0:4]}-{value[4:6]}-{value[6:8]}"
+            try:
+                return dt.date(int(value[0:4]), int(value[4:6]), int(value[6:8])).isoformat()
+            except ValueError:
+                continue
     return ""
 
 

@@ -286,6 +286,12 @@ def search_sort(newest_first: bool) -> list[dict[str, Any]]:
     """SQLite's ORDER BY: NULL sorts lowest (last when descending), UID ascending as tiebreak."""
     order, missing = ("desc", "_last") if newest_first else ("asc", "_first")
     return [
+        # On the date sub-field: Lucene skips non-competitive documents by the points of a date,
+        # not of a keyword, and uploads arrive in date order, the worst case for a keyword sorted
+        # newest first (10 ms against 1.7 ms a search over 5,000 dates). The same order: the
+        # document builder writes only real dates or "" (search.document._capture_date). The
+        # keyword, compared only between documents of one date, puts "" apart from no value.
+        {"_capture_date.date": {"order": order, "missing": missing}},
         {"_capture_date": {"order": order, "missing": missing}},
         {"ContentTime": {"order": order, "missing": missing}},
         {"SOPInstanceUID": {"order": "asc", "missing": "_first"}},
