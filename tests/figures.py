@@ -158,6 +158,18 @@ def _phase(load_result: dict[str, Any], name: str) -> dict[str, Any]:
     return next((p for p in load_result.get("phases", []) if p["phase"] == name), {})
 
 
+def _load_machine(ld: dict[str, Any], clean: dict[str, Any]) -> str:
+    """How fast the machine was and who had its cores: a load figure depends on both."""
+    out = ""
+    speed, cpu = ld.get("machine_speed"), clean.get("cpu_cores")
+    if speed:
+        out += f"; machine {speed['python_loop_mops']:g} M loop steps/s, SHA-256 {speed['sha256_mb_s'] / 1000:.1f} GB/s"
+    if cpu:
+        named = ", ".join(f"{k} {cpu[k]:.2f}" for k in ("server", "elasticsearch", "minio", "clients") if k in cpu)
+        out += f"; {cpu['busy']:.2f} of {cpu['cores']:g} cores busy ({named}; steal {cpu['steal']:.2f})"
+    return out
+
+
 def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(figure, value, goal, verdict) rows, in the order of RELIABILITY.md section 4."""
     rows: list[tuple[str, str, str, str]] = []
@@ -209,6 +221,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         value = (f"{ld['clients']} clients x {ld['duration_s']:g} s, {clean['requests']:,} requests: p95 search {p95(clean, 'search'):.0f} ms, "
                  f"thumbnail {p95(clean, 'thumbnail'):.0f} ms, 5 MB upload {p95(clean, 'upload'):.0f} ms, "
                  f"STOW-RS x10 {p95(clean, 'stow'):.0f} ms; errors {clean['error_rate']:.2%}")  # fmt: skip
+        value += _load_machine(ld, clean)
         rows.append(("Load held at p95", value, "search <= 300 ms; thumbnail <= 200 ms; upload <= 2 s; STOW <= 3 s; errors <= 0.1%",
                      verdict(ok)))  # fmt: skip
         if down:
