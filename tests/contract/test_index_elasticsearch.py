@@ -315,6 +315,9 @@ def test_letters_without_combining_accents_fold_alike(es_index, name, query):
 def test_deep_pages_and_iter_uids_past_the_result_window(es_index):
     day, time_of = (lambda n: dt.date(2024, 1, 1) + dt.timedelta(days=n % 37)), (lambda n: f"{n % 5:02d}0000")
     docs = [make_doc(n, capture=day(n), ContentTime=None if n % 11 == 0 else time_of(n)) for n in range(1300)]
+    for n, doc in enumerate(docs):  # undated ones too: an empty date sorts apart from none, across pages
+        if n % 13 == 0 or n % 17 == 0:
+            doc.update(_capture_date="" if n % 13 == 0 else None, _year=None)
     es, reference = with_reference(es_index(max_result_window=500, page_size=100), docs)
     assert sorted(es.iter_uids()) == sorted(str(d["SOPInstanceUID"]) for d in docs)  # 13 pages, one PIT
     for newest_first in (True, False):
