@@ -61,7 +61,7 @@ class CpuMeter:
     def __init__(self, roots: dict[str, int]) -> None:
         self.roots = roots
         self._start: dict[str, float] = {}
-        self.seconds: dict[str, float] = {}
+        self.cores: dict[str, float] = {}  # unrounded, as ``stop`` returns them
         self.wall_s = 0.0
 
     def _read(self) -> dict[str, float]:
@@ -94,9 +94,9 @@ class CpuMeter:
         wall = self.wall_s = end["_wall"] - self._start["_wall"]
         used = {name: (end[name] - self._start[name]) / wall for name in self.roots}
         busy = (end["_busy"] - self._start["_busy"]) / wall
-        self.seconds = {**used, "busy": busy, "steal": (end["_steal"] - self._start["_steal"]) / wall,
-                        "rest": busy - sum(used.values()), "cores": float(os.cpu_count() or 1)}  # fmt: skip
-        return {k: round(v, 3) for k, v in self.seconds.items()}
+        self.cores = {**used, "busy": busy, "steal": (end["_steal"] - self._start["_steal"]) / wall,
+                      "rest": busy - sum(used.values()), "cores": float(os.cpu_count() or 1)}  # fmt: skip
+        return {k: round(v, 3) for k, v in self.cores.items()}
 
 
 def machine_speed(repeat: int = 5) -> dict[str, float]:
