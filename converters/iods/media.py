@@ -13,7 +13,6 @@ bitstream from disk into the encapsulated Pixel Data while writing the Part 10 f
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import struct
 from collections.abc import Sequence
 from pathlib import Path

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from fastapi.testclient import TestClient
 
 from starlette.staticfiles import StaticFiles
 

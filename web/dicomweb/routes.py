@@ -21,7 +21,7 @@ from web.auth import CallerDep
 from web.deps import ServicesDep
 from web.dicomweb import dicomjson, negotiation
 from web.dicomweb.multipart import receive_related
-from web.dicomweb.stow import DICOM, DICOM_JSON, Stow, warning_header
+from web.dicomweb.stow import DICOM, Stow, warning_header
 from web.dicomweb.wado import Wado
 
 PREFIX = "/dicomweb"
