@@ -112,7 +112,7 @@ def birth_date_from_parts(form: Mapping[str, Any], errors: FormErrors, prefix: s
         return ""
     try:
         born = dt.date(int(year), int(month), int(day))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a box holding 2**31 or more (a pasted NHS number)
         errors.add(prefix, "Date of birth must be a real date")
         return ""
     if len(year) != 4:
