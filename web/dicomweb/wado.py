@@ -186,6 +186,9 @@ class Wado:
             return self._video(x, doc, ts, accept, None)
         self.audit([x], [doc], Action.VIEW, "frames")
         ds = self._dataset(x)
+        if "PixelData" not in ds or "Rows" not in ds:
+            # an Encapsulated PDF, for one: the instance exists, its frames do not
+            raise NotFound("this instance has no pixel data, so it has no frames (retrieve the instance or its bulk data)")
         count = int(ds.get("NumberOfFrames", 1) or 1)
         numbers = parse_frames(frame_list, count)
         return self._frames_response(x, ds, numbers, accept)
