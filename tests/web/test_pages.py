@@ -44,3 +44,35 @@ def test_a_huge_number_in_a_date_box_is_a_form_error_on_upload(client):
     assert _summary(response.text) == ["Date of birth must be a real date"]
     assert 'value="99999999999999999999"' in response.text and f'value="{NHS_A}"' in response.text
     assert "Pigmented lesion, irregular border" in response.text
+
+
+def _store(client, seed: int, **fields: str) -> str:
+    photo = imagegen.jpeg(imagegen.photo(48, 32, seed=seed))
+    response = client.post("/api/v1/images", data=patient_fields(**fields), files={"file": (f"{seed}.jpg", photo, "image/jpeg")})
+    assert response.status_code == 201, response.text
+    return response.json()["files"][0]["sop_instance_uid"]
+
+
+def test_left_and_right_are_not_the_same_site_in_the_viewer_and_the_comparison(client):
+    """Clinical safety: a left forearm set beside the right one looks like change that is not there."""
+    left_1, left_2 = _store(client, 11, laterality="L"), _store(client, 12, laterality="L")
+    right = _store(client, 13, laterality="R")
+
+    viewer = client.get(f"/images/{right}").text
+    assert "There are no other photographs of this body site on this side" in viewer and 'id="compare-link"' not in viewer
+    viewer = client.get(f"/images/{left_1}").text
+    assert "1 other photograph of the forearm (left)." in viewer
+    pick = client.get("/compare", params={"left": left_1}).text
+    assert left_2 in pick and right not in pick
+    assert "There are no other photographs of the forearm (right)" in client.get("/compare", params={"left": right}).text
+
+    same = client.get("/compare", params={"left": left_1, "right": left_2}).text
+    assert "<h1>Compare photographs of the forearm (left)</h1>" in same and "Different" not in same
+    assert same.count(", forearm (left)</h2>") == 2
+
+    sides = client.get("/compare", params={"left": left_1, "right": right})
+    assert sides.status_code == 200
+    assert "<h1>Compare photographs of different sides</h1>" in sides.text
+    assert "Important: </span>Different sides" in sides.text  # the warning callout
+    assert "the earlier one is of the forearm (left) and the later one of the forearm (right)" in sides.text
+    assert ", forearm (left)</h2>" in sides.text and ", forearm (right)</h2>" in sides.text

@@ -19,6 +19,7 @@ from web.views import instance_view
 # The patient page's filters, in the order their facets are shown.
 FILTERS = ("specialty", "body_site", "year", "trust")
 FACET_TITLES = {"specialty": "Specialty", "body_site": "Body site", "year": "Year", "trust": "Trust"}
+SIDES = {"L": "left", "R": "right", "B": "both sides"}  # Laterality; U (not applicable or not known) is not shown
 PATIENT_LIMIT = 500  # the index's largest page; a patient's whole history in one query
 
 
@@ -85,6 +86,12 @@ class Labels:
     def body_site(self, code: str | None, meaning: str | None = None) -> str:
         found = self.catalogue.body_sites.get(code or "")
         return found.meaning if found else (meaning or code or "")
+
+    def place(self, view: Mapping[str, Any]) -> str:
+        """The body site and the side of an image, as "Forearm (left)"."""
+        site = view.get("body_site") or {}
+        side = SIDES.get(view.get("laterality") or "")
+        return self.body_site(site.get("code"), site.get("meaning")) + (f" ({side})" if side else "")
 
     def facet(self, name: str, value: str) -> str:
         if name == "trust":

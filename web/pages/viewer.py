@@ -1,5 +1,6 @@
 """The image viewer (full resolution, previous and next within the patient's images, details,
-downloads) and the side-by-side comparison of two images of the same body site over time."""
+downloads) and the side-by-side comparison of two images of the same body site, on the same side,
+over time."""
 
 from __future__ import annotations
 
@@ -26,9 +27,15 @@ def _sequence(page: Page, patient_id: str) -> list[dict[str, Any]]:
     return images
 
 
+def _site(image: dict[str, Any]) -> tuple[str, str]:
+    """Where on the body: the body site's code and the side. Left and right are different sites
+    (a left forearm compared with the right one looks like change that is not there)."""
+    return (image.get("body_site") or {}).get("code") or "", image.get("laterality") or ""
+
+
 def _same_site(images: list[dict[str, Any]], image: dict[str, Any]) -> list[dict[str, Any]]:
-    site = (image.get("body_site") or {}).get("code")
-    return [i for i in images if (i.get("body_site") or {}).get("code") == site and i["sop_instance_uid"] != image["sop_instance_uid"]]
+    site = _site(image)
+    return [i for i in images if _site(i) == site and i["sop_instance_uid"] != image["sop_instance_uid"]]
 
 
 @router.get("/images/{uid}")
@@ -64,5 +71,6 @@ def compare(page: PageDep, left: Uid, right: Uid = "") -> Response:
         # Never put two patients side by side: it invites a wrong-patient comparison.
         raise InvalidInput("These two images are of different patients and cannot be compared", field="right")
     earlier, later = sorted((first, second), key=lambda i: (i.get("acquisition_datetime") or i.get("capture_date") or ""))
-    same_site = (first.get("body_site") or {}).get("code") == (second.get("body_site") or {}).get("code")
-    return page.render("compare.jinja", earlier=earlier, later=later, same_site=same_site, labels=labels)
+    same_site = _site(first) == _site(second)
+    same_code = _site(first)[0] == _site(second)[0]
+    return page.render("compare.jinja", earlier=earlier, later=later, same_site=same_site, same_code=same_code, labels=labels)
