@@ -129,6 +129,9 @@ _TM = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _DT = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_VALUE_LENGTH = 256
+#: returned with every result at every level (web.dicomweb.dicomjson.qido_result), indexed nowhere:
+#: includefield (or an empty value) may name it, matching on it is refused
+ALWAYS_RETURNED = frozenset({"RetrieveURL"})
 PARAMETERS = frozenset({"limit", "offset", "fuzzymatching", "includefield"})
 
 
@@ -159,6 +162,11 @@ def resolve(key: str) -> Attribute:
     if found is None:
         raise QueryError(f"{keyword} is not indexed here, so it can be neither matched nor returned", field=key)
     return found
+
+
+def _always_returned(key: str) -> bool:
+    keyword = keyword_for_tag(int(key, 16)) if _HEX_TAG.match(key) else key
+    return keyword in ALWAYS_RETURNED
 
 
 def attributes_at(level: Level) -> list[Attribute]:
@@ -206,10 +214,16 @@ def parse(
             for item in (v.strip() for v in value.split(",")):
                 if item == "all":
                     include_all = True
+                elif _always_returned(item):
+                    continue
                 elif item:
                     attribute = resolve(item)
                     _check_level(attribute, level, item)
                     includes.append(attribute.keyword)
+            continue
+        if _always_returned(name):
+            if value:
+                raise QueryError(f"{name} can be returned but not matched", field=name)
             continue
         attribute = resolve(name)
         _check_level(attribute, level, name)

@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from pydicom import dcmread
 
-from tests import mediagen
-from tests.web.test_dicomweb import instance_url, stow
-from tests.web.test_dicomweb import archive  # noqa: F401 - a fixture, shared
+from tests import dicomgen, mediagen
+from tests.conftest import NHS_B
+from tests.web.test_dicomweb import JSON, instance_url, qido, stow, values
+
+
+@pytest.fixture
+def photo(client):
+    """One JPEG photograph of patient B, stored."""
+    ds = dicomgen.photo_dataset(patient_id=NHS_B)
+    assert stow(client, [dicomgen.part10(ds)]).status_code == 200
+    return ds
 
 
 # -- WADO-RS --------------------------------------------------------------------------------------
@@ -22,3 +31,18 @@ def test_frames_of_an_instance_without_pixel_data_are_404(client):
         response = client.get(instance_url(ds) + "/frames/1", headers={"Accept": accept} if accept else {})
         assert response.status_code == 404, response.text
         assert "no pixel data" in response.json()["error"]["message"]
+
+
+# -- QIDO-RS --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("level", ["/studies", "/series", "/instances"])
+@pytest.mark.parametrize("name", ["RetrieveURL", "00081190"])
+def test_includefield_retrieve_url_is_accepted(client, photo, level, name):
+    """RetrieveURL is always returned, so asking for it is no error."""
+    results = qido(client, f"{level}?PatientID={NHS_B}&includefield={name}")
+    assert results and all(values(r, "00081190") for r in results)
+    assert qido(client, f"{level}?PatientID={NHS_B}&{name}=") == results  # an empty value is a return key
+
+
+def test_retrieve_url_cannot_be_matched(client, photo):
+    response = client.get("/dicomweb/studies?RetrieveURL=http://x", headers={"Accept": JSON})
+    assert response.status_code == 400 and "returned but not matched" in response.json()["error"]["message"]
