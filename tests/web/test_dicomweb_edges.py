@@ -46,3 +46,11 @@ def test_includefield_retrieve_url_is_accepted(client, photo, level, name):
 def test_retrieve_url_cannot_be_matched(client, photo):
     response = client.get("/dicomweb/studies?RetrieveURL=http://x", headers={"Accept": JSON})
     assert response.status_code == 400 and "returned but not matched" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("frame", ["x", "1.5", "1,2", "-"])
+def test_a_rendered_frame_that_is_not_one_frame_number_is_400(client, photo, frame):
+    """400 as for /frames/x (PS3.18 8.6), not FastAPI's 422."""
+    response = client.get(instance_url(photo) + f"/frames/{frame}/rendered")
+    assert response.status_code == 400, response.text
+    assert "frame" in response.json()["error"]["message"]

@@ -22,7 +22,7 @@ from web.deps import ServicesDep
 from web.dicomweb import dicomjson, negotiation
 from web.dicomweb.multipart import receive_related
 from web.dicomweb.stow import DICOM, Stow, warning_header
-from web.dicomweb.wado import Wado
+from web.dicomweb.wado import Wado, parse_frame
 
 PREFIX = "/dicomweb"
 router = APIRouter(prefix=PREFIX, tags=["dicomweb"])
@@ -301,12 +301,13 @@ def rendered(study: str, series: str, sop: str, request: Request, services: Serv
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
-def rendered_frame(study: str, series: str, sop: str, frame: int, request: Request, services: ServicesDep, caller: CallerDep) -> Response:
+def rendered_frame(study: str, series: str, sop: str, frame: str, request: Request, services: ServicesDep, caller: CallerDep) -> Response:
     """WADO-RS: one frame rendered."""
+    number = parse_frame(frame)  # a str here, so that a bad one is 400 as for /frames, not 422
     wado = _wado(request, services, caller)
     (located,) = wado.locate(study, series, sop)
     q = request.query_params
-    return wado.rendered(located, request.headers.get("accept"), frame=frame, viewport=q.get("viewport"), quality=q.get("quality"))
+    return wado.rendered(located, request.headers.get("accept"), frame=number, viewport=q.get("viewport"), quality=q.get("quality"))
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail")

@@ -267,6 +267,13 @@ def parse_frames(text: str, count: int) -> list[int]:
     return numbers
 
 
+def parse_frame(text: str) -> int:
+    """One frame number (the rendered frame resource); 400 for anything else."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        raise QueryError(f"frame {text[:40]!r} must be one frame number", field="frame")
+    return int(text)
+
+
 def parse_viewport(value: str | None) -> tuple[int, int] | None:
     if not value:
         return None
