@@ -3,7 +3,9 @@ an acknowledged upload survive a crash or an index outage (DECISIONS.md 2-5).
 
 Write ordering for one instance:
   1. a durable ``pending-index/{uid}`` marker naming the instance key (the intent);
-  2. the DICOM object itself, atomically, at its UID-derived key;
+  2. the DICOM object itself, atomically and only if absent, at its UID-derived key (an object
+     already there, from a concurrent upload or one that died, stands: this one must be the
+     same image, else it is refused, so two uploads never overwrite each other's object);
   3. the ``locators/{uid}`` claim, create-if-absent, which makes the instance findable by UID
      without the index and decides races between concurrent uploads of the same instance;
   4. the index upsert; only if that succeeds is the marker removed.
@@ -43,7 +45,7 @@ from repository import keys
 from repository.errors import AlreadyExists, Conflict, IndexUnavailable, NotFound, StoreUnavailable
 from repository.hashing import sha256_of_stream
 from repository.private_tags import get_private
-from repository.store import DICOM_MEDIA_TYPE, ObjectStore
+from repository.store import DICOM_MEDIA_TYPE, ObjectStore, StoredObject
 from search.document import document_from_dataset
 from search.index import SearchIndex
 
@@ -199,23 +201,37 @@ class Repository:
         key = keys.instance_key(item.study_instance_uid, item.series_instance_uid, item.sop_instance_uid)
         marker = keys.pending_key(item.sop_instance_uid)
         self.store.put(marker, self._marker_body(key), media_type="application/json")
-        if item.sha256:  # digested as it was written: the store may take the file as it is
-            stored = self.store.put_file(key, item.path, sha256=item.sha256, media_type=DICOM_MEDIA_TYPE)
-        else:
-            with item.path.open("rb") as handle:
-                stored = self.store.put(key, handle, media_type=DICOM_MEDIA_TYPE)
+        try:
+            # Create-if-absent: two uploads of one UID at once must not overwrite each other's
+            # object (the index would then describe one and the store hold the other).
+            stored, wrote = self._put_object(item, key), True
+        except AlreadyExists:
+            # A concurrent upload of this instance, or one that died before its locator: the
+            # object there stands, and this one is only accepted as the same image.
+            self._check_same(item, key)
+            stored, wrote = self.store.head(key), False
         try:
             self.store.put(keys.locator_key(item.sop_instance_uid), key.encode(), media_type="text/plain", if_none_match=True)
         except AlreadyExists:
             # Lost a race with a concurrent upload of the same instance: theirs stands.
-            winner = self._existing(item)
+            try:
+                winner = self._existing(item)
+            except Conflict:
+                theirs = self.locate(item.sop_instance_uid)
+                if wrote and theirs != key:
+                    self.store.delete(key)  # ours, under other study or series UIDs: never named
+                    # The marker (one per UID) now names our key; name theirs, so that if their
+                    # index write fails the reconciler still completes their instance.
+                    self.store.put(marker, self._marker_body(theirs), media_type="application/json")
+                raise
             if winner is not None:
-                if winner.key != key:
+                if wrote and winner.key != key:
                     self.store.delete(key)
                 return winner
         if self.store.supports_object_lock and self.store.exists(keys.hold_key(item.patient_id)):
             self.store.set_legal_hold(key, True)  # a held patient's new images are locked too
-        with item.path.open("rb") as handle:  # read now: the spool file goes with the request
+        # Read now (the spool file goes with the request); the stored object, if it was not ours.
+        with item.path.open("rb") if wrote else self.store.open(key) as handle:
             document = document_from_dataset(read_header(handle), stored)
         outcome = StoreOutcome("created", item.sop_instance_uid, item.study_instance_uid, item.series_instance_uid,
                                key, False, document)  # fmt: skip
@@ -276,12 +292,26 @@ class Repository:
         with self._breaker_lock:
             self._index_down_until = time.monotonic() + self.index_retry_seconds
 
+    def _put_object(self, item: PreparedInstance, key: str) -> StoredObject:
+        if item.sha256:  # digested as it was written: the store may take the file as it is
+            return self.store.put_file(key, item.path, sha256=item.sha256, media_type=DICOM_MEDIA_TYPE, if_none_match=True)
+        with item.path.open("rb") as handle:
+            return self.store.put(key, handle, media_type=DICOM_MEDIA_TYPE, if_none_match=True)
+
     def _existing(self, item: PreparedInstance) -> StoreOutcome | None:
         """The stored instance with this UID, if any; refuses a different patient or content."""
         try:
             key = self.locate(item.sop_instance_uid)
         except NotFound:
             return None
+        self._check_same(item, key)
+        study, series, _ = keys.uids_from_instance_key(key)
+        indexed = not self.store.exists(keys.pending_key(item.sop_instance_uid))
+        return StoreOutcome("existing", item.sop_instance_uid, study, series, key, indexed)
+
+    def _check_same(self, item: PreparedInstance, key: str) -> None:
+        """Refuse ``item`` unless it is the image stored at ``key``: the same patient, and (when
+        its UID was not derived from its content) the same bytes or the same content."""
         with self.store.open(key) as handle:
             header = read_header(handle)
         if str(header.get("PatientID", "")) != item.patient_id:
@@ -299,9 +329,6 @@ class Repository:
                 raise Conflict(
                     f"SOP Instance UID {item.sop_instance_uid} is already stored with different content"
                 )
-        study, series, _ = keys.uids_from_instance_key(key)
-        indexed = not self.store.exists(keys.pending_key(item.sop_instance_uid))
-        return StoreOutcome("existing", item.sop_instance_uid, study, series, key, indexed)
 
     def _sha256_of(self, key: str) -> str:
         with self.store.open(key) as handle:

@@ -35,7 +35,7 @@ class FlakyIndex(SQLiteIndex):
         super().upsert(document)
 
 
-def write_instance(tmp: Path, sop: str, patient: str = "9990000018", comment: str = "") -> PreparedInstance:
+def write_instance(tmp: Path, sop: str, patient: str = "9990000018", comment: str = "", study: str = "2.25.1") -> PreparedInstance:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -44,17 +44,17 @@ def write_instance(tmp: Path, sop: str, patient: str = "9990000018", comment: st
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"
     ds.SOPInstanceUID = sop
-    ds.StudyInstanceUID = "2.25.1"
+    ds.StudyInstanceUID = study
     ds.SeriesInstanceUID = "2.25.2"
     ds.PatientID = patient
     ds.PatientName = "Zoë^Llŷr"
     ds.Modality = "XC"
     ds.ContentDate = "20240301"
     ds.ImageComments = comment
-    path = tmp / f"{sop}-{comment}.dcm"
+    path = tmp / f"{sop}-{comment}-{patient}-{study}.dcm"
     ds.save_as(path, enforce_file_format=True)
     data = path.read_bytes()
-    return PreparedInstance(path, sop, "2.25.1", "2.25.2", patient, hashlib.sha256(data).hexdigest())
+    return PreparedInstance(path, sop, study, "2.25.2", patient, hashlib.sha256(data).hexdigest())
 
 
 @pytest.fixture
@@ -97,6 +97,90 @@ def test_different_content_under_an_existing_dicom_uid_is_a_conflict(repo, tmp_p
         repo.store_instance(PreparedInstance(**{**second.__dict__, "uid_derived_from_content": False}))
     same = PreparedInstance(**{**first.__dict__, "uid_derived_from_content": False})
     assert repo.store_instance(same).status == "existing"
+
+
+def _object_patient(repo: Repository, uid: str) -> str:
+    return str(repo.read_instance_header(uid).PatientID)
+
+
+def test_concurrent_upload_for_another_patient_never_overwrites_the_stored_object(repo, tmp_path):
+    # Both passed the batch preflight before either was stored (known_absent), as two requests
+    # (or two parts of one STOW-RS request) arriving together do.
+    repo.store_instance(write_instance(tmp_path, "2.25.100", patient="9990000018"), known_absent=True)
+    with pytest.raises(Conflict, match="different patient"):
+        repo.store_instance(write_instance(tmp_path, "2.25.100", patient="9990000026"), known_absent=True)
+    assert _object_patient(repo, "2.25.100") == "9990000018"
+    assert repo.index.get("2.25.100")["PatientID"] == "9990000018"
+    assert repo.check().consistent
+
+
+def test_concurrent_different_content_under_one_uid_is_refused_not_overwritten(repo, tmp_path):
+    first = PreparedInstance(**{**write_instance(tmp_path, "2.25.100", comment="a").__dict__, "uid_derived_from_content": False})
+    second = PreparedInstance(**{**write_instance(tmp_path, "2.25.100", comment="b").__dict__, "uid_derived_from_content": False})
+    repo.store_instance(first, known_absent=True)
+    with pytest.raises(Conflict, match="different content"):
+        repo.store_instance(second, known_absent=True)
+    assert repo.read_instance_header("2.25.100").ImageComments == "a"
+
+
+def test_upload_meeting_an_in_flight_one_of_another_patient_is_refused_and_the_first_completes(repo, tmp_path):
+    first = write_instance(tmp_path, "2.25.100", patient="9990000018")
+    key = keys.instance_key("2.25.1", "2.25.2", "2.25.100")
+    # The first upload has written its marker and object, not yet its locator or index entry.
+    repo.store.put(keys.pending_key("2.25.100"), repo._marker_body(key))
+    repo.store.put(key, first.path.read_bytes())
+    with pytest.raises(Conflict):
+        repo.store_instance(write_instance(tmp_path, "2.25.100", patient="9990000026"), known_absent=True)
+    assert repo.reconcile_pending() == 1
+    assert _object_patient(repo, "2.25.100") == "9990000018"
+    assert repo.index.get("2.25.100")["PatientID"] == "9990000018"
+    assert repo.check().consistent
+
+
+def test_retry_after_a_crash_before_the_locator_completes_the_same_upload(repo, tmp_path):
+    item = write_instance(tmp_path, "2.25.100")
+    key = keys.instance_key("2.25.1", "2.25.2", "2.25.100")
+    repo.store.put(keys.pending_key("2.25.100"), repo._marker_body(key))
+    repo.store.put(key, item.path.read_bytes())
+    outcome = repo.store_instance(item)
+    assert outcome.status == "created" and outcome.indexed
+    assert repo.locate("2.25.100") == key and repo.pending_count() == 0
+    assert repo.check().consistent
+
+
+def test_concurrent_upload_under_other_study_uids_leaves_no_stray_object(repo, tmp_path):
+    repo.store_instance(write_instance(tmp_path, "2.25.100", patient="9990000018"), known_absent=True)
+    with pytest.raises(Conflict):
+        repo.store_instance(write_instance(tmp_path, "2.25.100", patient="9990000026", study="2.25.7"), known_absent=True)
+    assert list(repo.iter_instance_keys()) == [keys.instance_key("2.25.1", "2.25.2", "2.25.100")]
+    assert repo.check().consistent
+
+
+def test_racing_uploads_of_one_uid_for_two_patients_agree_in_store_and_index(tmp_path):
+    import threading
+
+    for round_ in range(30):
+        index = SQLiteIndex(":memory:")
+        index.ensure_schema()
+        repo = Repository(MemoryObjectStore(), index)
+        items = [write_instance(tmp_path, "2.25.100", patient=p, comment=str(round_)) for p in ("9990000018", "9990000026")]
+        results: list[object] = []
+        start = threading.Barrier(2)
+
+        def upload(item: PreparedInstance) -> None:
+            start.wait()
+            try:
+                results.append(repo.store_instance(item, known_absent=True).status)
+            except Conflict:
+                results.append("conflict")
+
+        threads = [threading.Thread(target=upload, args=(item,)) for item in items]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(map(str, results)) == ["conflict", "created"], results
+        assert repo.index.get("2.25.100")["PatientID"] == _object_patient(repo, "2.25.100")
 
 
 def test_index_outage_keeps_the_upload_and_the_reconciler_completes_it(repo, tmp_path):

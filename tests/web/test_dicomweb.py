@@ -217,6 +217,20 @@ def test_stow_resend_is_a_no_op_and_different_content_is_a_conflict(client, serv
     assert len(stored_instances(services)) == 1
 
 
+def test_stow_of_one_uid_for_two_patients_in_one_request_stores_one_and_refuses_the_other(client, services):
+    # The parts are stored several at a time: the two race for one object key.
+    for _ in range(5):
+        first = dicomgen.photo_dataset(patient_id=NHS_A)
+        uids = dict(sop_uid=first.SOPInstanceUID, study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID)
+        second = dicomgen.photo_dataset(patient_id=NHS_B, **uids)
+        response = stow(client, [dicomgen.part10(first), dicomgen.part10(second)])
+        assert response.status_code == 202
+        assert referenced(response) == [first.SOPInstanceUID]
+        assert failures(response) == [(first.SOPInstanceUID, dcm.DUPLICATE_SOP_INSTANCE)]
+        indexed = services.repository.index.get(first.SOPInstanceUID)["PatientID"]
+        assert str(services.repository.read_instance_header(first.SOPInstanceUID).PatientID) == indexed
+
+
 def test_stow_into_a_study_refuses_instances_of_another(client):
     ds = dicomgen.photo_dataset()
     response = stow(client, [dicomgen.part10(ds)], path="/dicomweb/studies/2.25.12345")
