@@ -9,9 +9,10 @@ import io
 import pytest
 from pydicom import dcmread
 
+from converters import dicom as dcm
 from tests import dicomgen, mediagen
 from tests.conftest import NHS_B
-from tests.web.test_dicomweb import JSON, instance_url, qido, stow, values
+from tests.web.test_dicomweb import JSON, instance_url, parse_multipart, qido, stow, values
 
 
 @pytest.fixture
@@ -54,3 +55,20 @@ def test_a_rendered_frame_that_is_not_one_frame_number_is_400(client, photo, fra
     response = client.get(instance_url(photo) + f"/frames/{frame}/rendered")
     assert response.status_code == 400, response.text
     assert "frame" in response.json()["error"]["message"]
+
+
+def test_native_frames_in_another_transfer_syntax_are_406(client):
+    """No transcoding: a native frame asked for only as JPEG Baseline has no acceptable form."""
+    ds = dicomgen.photo_dataset(native=True)
+    stow(client, [dicomgen.part10(ds)])
+    url = instance_url(ds) + "/frames/1"
+    octet = 'multipart/related; type="application/octet-stream"'
+    jpeg = client.get(url, headers={"Accept": f"{octet}; transfer-syntax={dcm.JPEG_BASELINE}"})
+    assert jpeg.status_code == 406, jpeg.headers
+    assert "transcode" in jpeg.json()["error"]["message"]
+    for accept in (octet, f"{octet}; transfer-syntax=*", f"{octet}; transfer-syntax={dcm.EXPLICIT_VR_LE}", None,
+                   f"{octet}; transfer-syntax={dcm.JPEG_BASELINE}, {octet}; q=0.5"):  # fmt: skip
+        response = client.get(url, headers={"Accept": accept} if accept else {})
+        assert response.status_code == 200, accept
+        ((headers, body),) = parse_multipart(response)
+        assert body == ds.PixelData and headers["content-type"].startswith("application/octet-stream")

@@ -109,7 +109,9 @@ def frame_media(header: str | None, stored_ts: str) -> tuple[str, bool]:
 
     Compressed frames are served unchanged in their own media type (``image/jpeg`` for JPEG),
     also when ``application/octet-stream`` is asked for with ``transfer-syntax=*``; plain
-    ``application/octet-stream`` (the standard's default) decodes them to native pixels.
+    ``application/octet-stream`` (the standard's default) decodes them to native pixels. Native
+    frames are served as they are, in Explicit VR Little Endian, unless a range names another
+    transfer syntax: nothing is encoded, so such a range is passed over (406 if none is left).
     """
     native = stored_ts in (EXPLICIT_VR_LE, dcm.IMPLICIT_VR_LE)
     as_stored = "application/octet-stream" if native else FRAME_MEDIA_TYPES[stored_ts]
@@ -124,13 +126,18 @@ def frame_media(header: str | None, stored_ts: str) -> tuple[str, bool]:
         if part == "*/*":
             return as_stored, False
         if part == "application/octet-stream":
-            if native or ts in ("*", stored_ts):
+            if ts in ("*", stored_ts) or (native and ts in (None, EXPLICIT_VR_LE)):
                 return as_stored, False
             if ts in (None, EXPLICIT_VR_LE):
                 return "application/octet-stream", True
             continue
         if part == as_stored and ts in (None, "*", stored_ts):
             return as_stored, False
+    if native:
+        raise NotAcceptable(
+            f"frames are stored uncompressed ({stored_ts}) and this server does not transcode: ask for "
+            'multipart/related; type="application/octet-stream" without a transfer-syntax, or with transfer-syntax=*'
+        )
     raise NotAcceptable(f"frames are stored as {as_stored} ({stored_ts}); ask for that, or application/octet-stream")
 
 
