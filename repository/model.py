@@ -17,6 +17,7 @@ from repository.keys import is_valid_uid
 from repository.patients import normalise_patient_id
 
 _MAX_TEXT = 1024
+PN_MAX = 64  # Patient's Name (PN): 64 characters for the whole of Family^Given
 
 
 class SexValues(str, Enum):
@@ -100,12 +101,24 @@ class IngestContext:
                 raise InvalidInput(f"{name} contains control characters or a backslash", field=name)
             return value
 
+        def name_part(name: str, *, required: bool) -> str:
+            # A component of a Person Name (PN): ^ and = separate components and groups, \
+            # separates values, and no control character (a tab, say) is allowed. Refused here,
+            # naming the field, rather than by the DICOM builder later, which would blame each file.
+            if any(c in "^=\\" or ord(c) < 32 or ord(c) == 127 for c in (fields.get(name) or "").strip()):
+                raise InvalidInput(f"{name} must not contain ^, =, \\, a tab or a line break", field=name)
+            return text(name, required=required, max_len=PN_MAX)
+
         patient_id, temporary = normalise_patient_id(
             text("nhs_number", required=True, max_len=64), allow_test_numbers=allow_test_numbers
         )
         # An unidentified patient (temporary ID) may have no name or birth date yet.
-        family = text("family_name", required=not temporary, max_len=64)
-        given = text("given_name", max_len=64)
+        family = name_part("family_name", required=not temporary)
+        given = name_part("given_name", required=False)
+        if len(family) + 1 + len(given) > PN_MAX:  # stored as Family^Given: 64 characters in all
+            if not given:
+                raise InvalidInput(f"family_name is longer than {PN_MAX - 1} characters", field="family_name")
+            raise InvalidInput(f"family_name and given_name together are longer than {PN_MAX - 1} characters", field="given_name")
         birth_date = _parse_birth_date(text("birth_date", required=not temporary, max_len=10), today)
         sex = _enum(SexValues, text("sex") or "U", "sex")
         laterality = _enum(LateralityValues, text("laterality") or "U", "laterality")

@@ -64,6 +64,32 @@ def test_each_invalid_field_is_named(field, value):
     assert caught.value.field == field
 
 
+@pytest.mark.parametrize("field", ["family_name", "given_name"])
+@pytest.mark.parametrize("value", ["Jones^Smith", "Jones=Smith", "Jones\\Smith", "Jones\tSmith", "Jones\nSmith", "Jones\x7f"])
+def test_a_name_with_a_person_name_delimiter_or_a_tab_is_refused_naming_the_field(field, value):
+    # Before any file is converted: the DICOM builder would otherwise refuse each file in turn.
+    with pytest.raises(InvalidInput) as caught:
+        parse(**{field: value})
+    assert caught.value.field == field
+    assert caught.value.message == f"{field} must not contain ^, =, \\, a tab or a line break"
+
+
+@pytest.mark.parametrize("family, given", [("O'Brien-Jones", "Siân"), ("Llŷr", "Zoë"), ("Ní Bhriain", "Mary Ann"), ("x" * 63, "")])
+def test_names_with_apostrophes_hyphens_spaces_and_accents_are_kept(family, given):
+    ctx = parse(family_name=family, given_name=given)
+    assert (ctx.patient.family_name, ctx.patient.given_name) == (family, given)
+
+
+def test_family_and_given_name_must_fit_one_person_name_together():
+    with pytest.raises(InvalidInput) as caught:
+        parse(family_name="x" * 40, given_name="y" * 24)  # Family^Given: 65 characters
+    assert caught.value.field == "given_name"
+    with pytest.raises(InvalidInput) as caught:
+        parse(family_name="x" * 64, given_name="")
+    assert caught.value.field == "family_name"
+    parse(family_name="x" * 40, given_name="y" * 23)
+
+
 def test_nhs_number_rules():
     assert normalise_nhs_number("999 000 0018", allow_test_numbers=True) == "9990000018"
     assert normalise_nhs_number("943-476-5919", allow_test_numbers=False) == "9434765919"

@@ -76,3 +76,16 @@ def test_left_and_right_are_not_the_same_site_in_the_viewer_and_the_comparison(c
     assert "Important: </span>Different sides" in sides.text  # the warning callout
     assert "the earlier one is of the forearm (left) and the later one of the forearm (right)" in sides.text
     assert ", forearm (left)</h2>" in sides.text and ", forearm (right)</h2>" in sides.text
+
+
+def test_a_caret_or_a_tab_in_a_name_is_an_error_on_the_name_not_on_each_file(client):
+    photos = [("file", (f"{n}.jpg", imagegen.jpeg(imagegen.photo(32, 32, seed=20 + n)), "image/jpeg")) for n in range(2)]
+    api = client.post("/api/v1/images", data=patient_fields(family_name="Jones^Smith"), files=photos)
+    assert api.status_code == 422, api.text
+    assert api.json()["error"]["field"] == "family_name"
+    page = client.post("/upload", data=_upload_form(given_name="Siân\tMair"), files=photos)
+    assert page.status_code == 422
+    assert 'href="#given_name"' in page.text and 'id="given_name-error"' in page.text
+    assert client.get("/api/v1/search").json()["total"] == 0  # nothing was stored
+    stored = client.post("/api/v1/images", data=patient_fields(family_name="O'Brien-Jones", given_name="Llŷr Zoë"), files=photos)
+    assert stored.status_code == 201, stored.text
