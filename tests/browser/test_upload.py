@@ -231,3 +231,17 @@ def test_wrong_check_digit_and_future_birth_date_give_the_error_summary(page, li
     assert_accessible(page, "upload-errors")
     summary.locator("a", has_text="Modulus 11").click()
     assert page.evaluate("() => document.activeElement.id") == "nhs_number"
+
+
+def test_an_error_from_the_api_on_a_field_is_shown_in_the_forms_words(page, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    page.goto("/upload")
+    fill_patient(page, new_patient())
+    page.fill("#family_name", "x" * 70)  # the page does not check the length: the API does
+    fill_photographs(page)
+    page.set_input_files("#file-input", [str(phone_jpeg(tmp_path / "IMG_0001.jpg", seed=61))])
+    page.click("#upload-button")
+    summary = page.locator(".nhsuk-error-summary")
+    summary.wait_for()
+    assert summary.locator("a").all_inner_texts() == ["Last name must be 64 characters or fewer"]
+    assert summary.locator("a").get_attribute("href") == "#family_name"
+    assert page.inner_text("#family_name-error").endswith("Last name must be 64 characters or fewer")

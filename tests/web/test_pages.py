@@ -89,3 +89,27 @@ def test_a_caret_or_a_tab_in_a_name_is_an_error_on_the_name_not_on_each_file(cli
     assert client.get("/api/v1/search").json()["total"] == 0  # nothing was stored
     stored = client.post("/api/v1/images", data=patient_fields(family_name="O'Brien-Jones", given_name="Llŷr Zoë"), files=photos)
     assert stored.status_code == 201, stored.text
+
+
+def test_page_errors_use_the_forms_labels_and_keep_file_names_as_typed(client):
+    photo = [("file", ("a.jpg", imagegen.jpeg(imagegen.photo(32, 32, seed=30)), "image/jpeg"))]
+    cases = [
+        ({"family_name": "x" * 70}, "Last name must be 64 characters or fewer"),
+        ({"given_name": "Jones^Smith"}, "First name must not contain ^, =, \\, a tab or a line break"),
+        ({"birth_date[year]": "2999"}, "Date of birth must be today or in the past"),
+        ({"birth_date[year]": "1066"}, "Date of birth must be in 1880 or later"),
+        ({"family_name": "x" * 40, "given_name": "y" * 30}, "Last name and first name together must be 63 characters or fewer"),
+    ]
+    for fields, message in cases:
+        response = client.post("/upload", data=_upload_form(**fields), files=photo)
+        assert response.status_code == 422 and _summary(response.text) == [message], fields
+
+    notes = [("file", ("notes.txt", b"not a photograph at all", "text/plain"))]
+    refused = client.post("/upload", data=_upload_form(), files=notes)
+    assert refused.status_code == 415
+    [message] = _summary(refused.text)
+    assert message.startswith("notes.txt: "), message
+
+    # The API's JSON is the domain's own, for programs.
+    api = client.post("/api/v1/images", data=patient_fields(family_name="x" * 70), files=photo)
+    assert api.json()["error"] == {"code": "invalid_input", "message": "family_name is longer than 64 characters", "field": "family_name"}

@@ -2,13 +2,17 @@
 
 An error is shown twice, as the design system asks: in the summary at the top of the page (a
 link to the field) and beside the field itself. Messages are the domain's own (they are precise:
-"NHS number fails the Modulus 11 check digit"), except "x is required", which is reworded into
-the "Enter ..." / "Select ..." form the NHS style guide uses.
+"NHS number fails the Modulus 11 check digit"), in the form's words: "x is required" becomes the
+"Enter ..." / "Select ..." form the NHS style guide uses, and a field's name becomes its label
+("family_name is longer than 64 characters" reads "Last name must be 64 characters or fewer").
+A message that starts with a file name keeps it as it was typed (``img_0001.jpg``, not
+``Img_0001.jpg``). The API's JSON keeps the domain's codes, fields and messages.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +35,56 @@ REQUIRED = {
     "photographer": "Enter the photographer's name",
     "file": "Choose at least one photograph",
 }
+
+# The form's label of each field, for messages (the same table is in static/js/upload.js).
+LABELS = {
+    "nhs_number": "NHS number",
+    "family_name": "Last name",
+    "given_name": "First name",
+    "birth_date": "Date of birth",
+    "sex": "Sex",
+    "trust": "Trust",
+    "specialty": "Specialty",
+    "body_site": "Body site",
+    "laterality": "Side of the body",
+    "description": "Description",
+    "modality": "Kind of image",
+    "accession_number": "Accession number",
+    "consent": "Consent",
+    "consent_recorded_by": "Consent recorded by",
+    "photographer": "Photographer",
+    "study_uid": "Study UID",
+    "tracking_id": "Tracking ID",
+}
+REWORDED = {
+    "Date of birth is in the future": "Date of birth must be today or in the past",
+    "Date of birth is before 1880": "Date of birth must be in 1880 or later",
+}
+_SNAKE_FIELDS = re.compile(r"\b(" + "|".join(n for n in LABELS if "_" in n) + r")\b")
+_LONGER = re.compile(r"\b(?:is|are) longer than (\d+) characters$")
+
+
+def page_message(message: str) -> str:
+    """A domain message in the form's words (mirrored by ``pageMessage`` in static/js/upload.js).
+
+    Field names become labels: any ``snake_case`` one wherever it is, a one-word one only as
+    the first word (``trust`` or ``modality`` may be ordinary words later on). Only a first word
+    of lower-case letters is capitalised, so a file name at the start is left as it was.
+    """
+    first, space, rest = message.partition(" ")
+    if first in LABELS:
+        message = LABELS[first] + space + rest
+    message = _SNAKE_FIELDS.sub(lambda m: _label_inside(LABELS[m.group(1)]) if m.start() else LABELS[m.group(1)], message)
+    message = _LONGER.sub(r"must be \1 characters or fewer", message)
+    message = REWORDED.get(message, message)
+    first = message.split(" ", 1)[0]
+    return message[:1].upper() + message[1:] if first.isalpha() and first.islower() else message
+
+
+def _label_inside(label: str) -> str:
+    """A label within a sentence: "first name", but "NHS number" keeps its capitals."""
+    return label if label[:2].isupper() else label[:1].lower() + label[1:]
+
 
 SEX = [("F", "Female"), ("M", "Male"), ("O", "Other"), ("U", "Not known")]
 LATERALITY = [("L", "Left"), ("R", "Right"), ("B", "Both sides"), ("U", "Not applicable or not known")]
@@ -66,7 +120,7 @@ class FormErrors:
         message = exc.message
         if message.endswith(" is required") or message == "NHS number is required":
             message = REQUIRED.get(field, message)
-        self.add(field, message[:1].upper() + message[1:])
+        self.add(field, page_message(message))
 
     def get(self, field: str) -> str | None:
         error = self._errors.get(field)

@@ -27,6 +27,33 @@ const REQUIRED = {
   photographer: "Enter the photographer's name",
 };
 
+// The form's label of each field, and the rewording of the API's messages into the form's
+// words: the same table and rules as web/pages/forms.py (LABELS, page_message).
+const LABELS = {
+  nhs_number: 'NHS number', family_name: 'Last name', given_name: 'First name', birth_date: 'Date of birth',
+  sex: 'Sex', trust: 'Trust', specialty: 'Specialty', body_site: 'Body site', laterality: 'Side of the body',
+  description: 'Description', modality: 'Kind of image', accession_number: 'Accession number', consent: 'Consent',
+  consent_recorded_by: 'Consent recorded by', photographer: 'Photographer', study_uid: 'Study UID', tracking_id: 'Tracking ID',
+};
+const REWORDED = {
+  'Date of birth is in the future': 'Date of birth must be today or in the past',
+  'Date of birth is before 1880': 'Date of birth must be in 1880 or later',
+};
+const SNAKE_FIELDS = new RegExp(`\\b(${Object.keys(LABELS).filter((n) => n.includes('_')).join('|')})\\b`, 'g');
+
+function pageMessage(message) {
+  const labelInside = (label) => (label.slice(0, 2) === label.slice(0, 2).toUpperCase() ? label : label.charAt(0).toLowerCase() + label.slice(1));
+  const space = message.indexOf(' ');
+  const first = space < 0 ? message : message.slice(0, space);
+  let text = Object.hasOwn(LABELS, first) ? LABELS[first] + message.slice(first.length) : message;
+  text = text.replace(SNAKE_FIELDS, (name, _group, offset) => (offset ? labelInside(LABELS[name]) : LABELS[name]));
+  text = text.replace(/\b(?:is|are) longer than (\d+) characters$/, 'must be $1 characters or fewer');
+  text = REWORDED[text] || text;
+  const word = text.split(' ', 1)[0];
+  // Only a first word of lower-case letters is capitalised: a file name is left as it was typed.
+  return /^[a-z]+$/.test(word) ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+}
+
 document.querySelectorAll('[data-js-hide]').forEach((el) => { el.hidden = true; });
 
 // nhsuk-frontend 10.6.1's drop button puts its status ("No file chosen") and "Choose
@@ -139,7 +166,7 @@ function birthDateError() {
   if (Number.isNaN(date.getTime()) || date.getUTCDate() !== day || date.getUTCMonth() !== month - 1) return 'Date of birth must be a real date';
   const today = new Date();
   if (date > new Date(Date.UTC(today.getFullYear(), today.getMonth(), today.getDate()))) return 'Date of birth must be today or in the past';
-  if (year < 1880) return 'Date of birth must be after 1880';
+  if (year < 1880) return 'Date of birth must be in 1880 or later';
   return '';
 }
 
@@ -172,7 +199,7 @@ function validate() {
 
 function showErrors(errors) {
   const withAnchors = errors.map((e) => ({ ...e, anchor: ANCHORS[e.field] || e.field }));
-  for (const field of ['nhs_number', 'family_name', 'birth_date', 'trust', 'specialty', 'body_site', 'consent', 'photographer', 'file', 'sex', 'laterality', 'description', 'consent_recorded_by', 'accession_number', 'modality']) {
+  for (const field of ['nhs_number', 'family_name', 'given_name', 'birth_date', 'trust', 'specialty', 'body_site', 'consent', 'photographer', 'file', 'sex', 'laterality', 'description', 'consent_recorded_by', 'accession_number', 'modality']) {
     clearFieldError(field);
   }
   for (const e of withAnchors) setFieldError(e.field, e.anchor, e.text);
@@ -186,8 +213,7 @@ const queue = new UploadQueue({
   batch: document.getElementById('batch'),
   maxFileBytes: Number(form.dataset.maxFileBytes),
   onFieldError(error) {
-    const text = error.message.charAt(0).toUpperCase() + error.message.slice(1);
-    showErrors([{ field: error.field, text }]);
+    showErrors([{ field: error.field, text: pageMessage(error.message) }]);
   },
   onDone(items) {
     const count = (state) => items.filter((i) => i.state === state).length;
