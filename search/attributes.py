@@ -12,7 +12,9 @@ answer identically (tests/contract):
   says for every VR but PN; never matches an empty value;
 * ``range``: ``low``/``high`` inclusive, compared as strings (DA, TM and DT values sort as
   strings); an open end is ``""``; the high end matches any value that starts with it ("11" is
-  up to 11:59:59.999999); never matches an empty value;
+  up to 11:59:59.999999); never matches an empty value. For TM, ``search.qido.time_bounds``
+  writes the bounds so that this string comparison is a comparison of times, whatever the
+  precision of the stored values;
 * ``name``: person name matching on the folded name (``search.document.fold``: case and accents
   ignored, ``^`` read as a space), with wildcards. Without ``fuzzy``, the name matches the whole
   pattern, optionally followed by further components ("Baker^Alice" finds "Baker^Alice^^" and

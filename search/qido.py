@@ -306,6 +306,9 @@ def to_match(attribute: Attribute, value: str, *, fuzzy: bool = False) -> Match 
         if has_wildcards(value):
             raise QueryError(f"{key}: dates and times are matched by value or range, not wildcards", field=key)
         low, high, is_range = _range(key, vr, value)
+        if vr == "TM":
+            # a single time is the span its precision states (1015: 10:15:00 to 10:15:59.999999)
+            return Match(attribute.field, "range", time_bounds(low, high if is_range else low))
         if not is_range:
             return Match(attribute.field, "equals", (low,))
         return Match(attribute.field, "range", (low, high))
@@ -339,7 +342,9 @@ def _range(key: str, vr: str, value: str) -> tuple[str, str, bool]:
     if len(good) != 1:
         raise QueryError(f"{key}: {value!r} is not a valid {_NAMES[vr]} range (write low-high, low- or -high)", field=key)
     low, high = good[0]
-    if low and high and _sortable(vr, low) > _sortable(vr, high):
+    if vr == "TM" and low and high and _time(low, "0") > _time(high, "9"):
+        raise QueryError(f"{key}: the range {value!r} ends before it starts", field=key)
+    if vr != "TM" and low and high and _sortable(vr, low) > _sortable(vr, high):
         raise QueryError(f"{key}: the range {value!r} ends before it starts", field=key)
     return low, high, True
 
@@ -365,3 +370,24 @@ def _valid(vr: str, value: str) -> bool:
 
 def _sortable(vr: str, value: str) -> str:
     return value[:-5] if vr == "DT" and len(value) > 5 and value[-5] in "+-" else value
+
+
+def _time(value: str, digit: str) -> str:
+    """A TM value as HHMMSS.FFFFFF, the digits it leaves out filled with ``digit``: "0" for the
+    start of the span it names, "9" for (past) its end (1015 -> 101500.000000 or 101599.999999)."""
+    whole, _, fraction = value.partition(".")
+    return (whole + digit * 6)[:6] + "." + (fraction + digit * 6)[:6]
+
+
+def time_bounds(low: str, high: str) -> tuple[str, str]:
+    """Range-match bounds for TM values (PS3.4 C.2.2.2.5) that compare by time, as strings, with
+    stored values as they are in the object, of any precision (HH, HHMM, HHMMSS, HHMMSS.F...).
+
+    A stored value stands for its start (1015 is 10:15:00). The high end is the end of the span
+    the query value names, its missing digits nines (-1015 is up to 101599.999999, which is past
+    10:15:60.999999): a stored value is within it exactly when its string is at most that. The low end is the start of the span with
+    its trailing zeros (and point) dropped (101500.000000 -> 1015): a stored value, zero-padded,
+    is at least the start exactly when its string is at least that, whatever its precision (a
+    stored 1015 is at least 1015 and 101500; a stored 10 is below 1015). Both index backends
+    compare strings in code-point order, so they agree (tests/contract). An open end stays ""."""
+    return (_time(low, "0").rstrip("0.") if low else "", _time(high, "9") if high else "")

@@ -108,6 +108,32 @@ class AttributeSearchContract:
         assert self._studies(index, Match("StudyTime", "range", ("11", "11"))) == ["2.25.72"]
         assert self._studies(index, Match("StudyTime", "range", ("1000", "1015"))) == ["2.25.71"]
 
+    @pytest.mark.parametrize(
+        "value, expected",
+        [
+            ("101500", ["2.25.62", "2.25.63"]),
+            ("101500.0", ["2.25.62"]),
+            ("101500.000000-101500.000000", ["2.25.62"]),
+            ("1015", ["2.25.62", "2.25.63", "2.25.64", "2.25.66"]),
+            ("101500-1015", ["2.25.62", "2.25.63", "2.25.64", "2.25.66"]),
+            ("10", ["2.25.61", "2.25.62", "2.25.63", "2.25.64", "2.25.65", "2.25.66"]),
+            ("101500.5-101530", ["2.25.63", "2.25.64"]),
+            ("101530.000001-", ["2.25.65", "2.25.66"]),
+            ("-1000", ["2.25.61"]),
+            ("-095959.999999", []),
+        ],
+    )
+    def test_times_match_by_value_whatever_their_precision(self, index, value, expected):
+        """PS3.4 C.2.2.2.5: TM is a time, not a string; a value stands for the span it states
+        (1015 is 10:15:00 to 10:15:59.999999), and stored values of any precision compare by
+        time. The bounds come from search.qido, as QIDO-RS and C-FIND send them."""
+        from search import qido
+
+        stored = {"2.25.61": "10", "2.25.62": "1015", "2.25.63": "101500.5", "2.25.64": "101530",
+                  "2.25.65": "1016", "2.25.66": "101559.999999"}  # fmt: skip
+        index.upsert_many(make_doc(n, StudyInstanceUID=uid, StudyTime=time) for n, (uid, time) in enumerate(stored.items()))
+        assert self._studies(index, qido.to_match(qido.ATTRIBUTES["StudyTime"], value)) == expected
+
     def test_person_names_ignore_case_accents_and_trailing_components(self, index, studies):
         def names(pattern: str, fuzzy: bool = False) -> list[str]:
             return self._studies(index, Match("_patient_name_folded", "name", (pattern,), fuzzy=fuzzy))

@@ -72,3 +72,31 @@ def test_native_frames_in_another_transfer_syntax_are_406(client):
         assert response.status_code == 200, accept
         ((headers, body),) = parse_multipart(response)
         assert body == ds.PixelData and headers["content-type"].startswith("application/octet-stream")
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("StudyTime=101500", ["2.25.3001"]),
+        ("StudyTime=101500.0", ["2.25.3001"]),
+        ("StudyTime=101500.000000-101500.000000", ["2.25.3001"]),
+        ("StudyTime=1015", ["2.25.3001", "2.25.3002"]),
+        ("StudyTime=101500-1015", ["2.25.3001", "2.25.3002"]),
+        ("StudyTime=101530.3-", ["2.25.3003"]),
+        ("StudyTime=-1015", ["2.25.3001", "2.25.3002"]),
+        ("StudyTime=10", ["2.25.3001", "2.25.3002", "2.25.3003"]),
+    ],
+)
+def test_time_matching_is_by_value(client, query, expected):
+    """PS3.4 C.2.2.2.5: 101500.0 is 10:15:00, and 1015 (or the high end of a range) is all of
+    10:15, whatever the precision of the stored times."""
+    stored = {"2.25.3001": "101500", "2.25.3002": "101530.25", "2.25.3003": "1016"}
+    datasets = [dicomgen.photo_dataset(study_uid=uid, StudyTime=time) for uid, time in stored.items()]
+    assert stow(client, [dicomgen.part10(d) for d in datasets]).status_code == 200
+    assert [values(s, "0020000D")[0] for s in qido(client, f"/studies?{query}")] == expected
+
+
+@pytest.mark.parametrize("query", ["StudyTime=1016-1015", "StudyTime=101500.5-101500.4", "ContentTime=11-10"])
+def test_a_time_range_that_ends_before_it_starts_is_400(client, query):
+    response = client.get(f"/dicomweb/instances?{query}", headers={"Accept": JSON})
+    assert response.status_code == 400 and "ends before it starts" in response.json()["error"]["message"]
