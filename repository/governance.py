@@ -107,6 +107,9 @@ class ExportResult:
     archive: bytes
     exported: list[str]
     refused: dict[str, str]
+    #: the patients whose images were exported (for the audit record: each patient's "who has
+    #: seen my photographs" report lists the export)
+    patient_ids: list[str]
 
 
 @dataclass
@@ -118,6 +121,13 @@ class DeletionRequest:
     requested_at: str
     approved_by: str = ""
     approved_at: str = ""
+    #: the trust whose records are to be deleted (a trust deletes its own records); "" for every
+    #: trust, only when an administrator asked
+    trust: str = ""
+
+    @property
+    def trusts(self) -> tuple[str, ...] | None:
+        return (self.trust,) if self.trust else None
 
 
 class Governance:
@@ -139,6 +149,7 @@ class Governance:
         buffer = io.BytesIO()
         exported: list[str] = []
         refused: dict[str, str] = {}
+        patients: dict[str, None] = {}
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
             for uid in dict.fromkeys(uids):
                 try:
@@ -147,18 +158,22 @@ class Governance:
                 except (Forbidden, NotFound) as exc:
                     refused[uid] = exc.message
                     continue
+                patients[str(ds.get("PatientID", ""))] = None  # before deidentify: its copy is shallow
                 copy = deidentify(ds, salt=salt)
                 out = io.BytesIO()
                 dcmwrite(out, copy, enforce_file_format=True)
                 archive.writestr(f"{copy.SOPInstanceUID}.dcm", out.getvalue())
                 exported.append(uid)
-        return ExportResult(buffer.getvalue(), exported, refused)
+        return ExportResult(buffer.getvalue(), exported, refused, [p for p in patients if p])
 
     # -- retention and legal hold ------------------------------------------------------------
-    def retention(self, patient_id: str) -> dict[str, object]:
+    def retention(self, patient_id: str, *, trusts: tuple[str, ...] | None = None) -> dict[str, object]:
+        """The patient's retention date from the images held by ``trusts`` (None: every trust);
+        another trust's images are neither counted nor revealed."""
         from search.query import InstanceQuery
 
-        page = self.repository.index.search(InstanceQuery(patient_id=patient_id, limit=1, facets=("specialty",)))
+        query = InstanceQuery(patient_id=patient_id, limit=1, facets=("specialty",), trusts_visible=trusts)
+        page = self.repository.index.search(query)
         if not page.items:
             raise NotFound("no images for this patient")
         latest = page.items[0]
@@ -211,30 +226,44 @@ class Governance:
             store.set_legal_hold(key, on)
 
     # -- deletion, only by approval ----------------------------------------------------------
-    def request_deletion(self, patient_id: str, *, by: str, reason: str) -> DeletionRequest:
-        if self.hold(patient_id):
-            raise Conflict("these records are under a legal hold and cannot be deleted")
-        info = self.retention(patient_id)
-        if dt.date.fromisoformat(str(info["retain_until"])) > dt.date.today():
-            raise Conflict(f"these records must be kept until {info['retain_until']}")
+    def request_deletion(self, patient_id: str, *, by: str, reason: str, trust: str = "") -> DeletionRequest:
+        """Ask for the patient's records at ``trust`` ("" for every trust) to be deleted."""
+        request = DeletionRequest("", patient_id, by, reason, "", trust=trust)
+        self._check_deletable(request)
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        request = DeletionRequest(hashlib.sha256(f"{patient_id}{now}".encode()).hexdigest()[:16], patient_id, by, reason, now)
+        request.request_id = hashlib.sha256(f"{patient_id}{trust}{now}{by}".encode()).hexdigest()[:16]
+        request.requested_at = now
         self._save(request)
         return request
 
-    def approve_deletion(self, request_id: str, *, by: str) -> list[str]:
-        """Delete every instance of the patient: only on a request made by someone else, never
-        under a legal hold. Returns the deleted SOP Instance UIDs."""
-        request = self._load(request_id)
-        if request.requested_by == by:
-            raise Forbidden("a deletion must be approved by someone other than who requested it")
+    def _check_deletable(self, request: DeletionRequest) -> None:
         if self.hold(request.patient_id):
             raise Conflict("these records are under a legal hold and cannot be deleted")
+        info = self.retention(request.patient_id, trusts=request.trusts)
+        if dt.date.fromisoformat(str(info["retain_until"])) > dt.date.today():
+            raise Conflict(f"these records must be kept until {info['retain_until']}")
+
+    def approve_deletion(self, request_id: str, *, by: str) -> list[str]:
+        """Delete the patient's instances at the request's trust: only on a request made by
+        someone else, once, never under a legal hold, and only if the retention period has still
+        passed now (images added since the request restart it). Returns the deleted UIDs."""
+        request = self._load(request_id)
+        if request.approved_by:
+            raise Conflict(f"this deletion request was already approved, on {request.approved_at}; make a new request")
+        if request.requested_by == by:
+            raise Forbidden("a deletion must be approved by someone other than who requested it")
+        self._check_deletable(request)
+        # Recorded as approved before anything is deleted, so a request is carried out once: if
+        # the deletion fails part-way, a new request (the retention check still passes) ends it.
+        request.approved_by = by
+        request.approved_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self._save(request)
         from search.query import InstanceQuery
 
         deleted: list[str] = []
         while True:
-            page = self.repository.index.search(InstanceQuery(patient_id=request.patient_id, limit=500, facets=()))
+            query = InstanceQuery(patient_id=request.patient_id, limit=500, facets=(), trusts_visible=request.trusts)
+            page = self.repository.index.search(query)
             if not page.items:
                 break
             for doc in page.items:
@@ -245,9 +274,6 @@ class Governance:
                     self.repository.store.delete(derived)
                 self.repository.index.delete(uid)
                 deleted.append(uid)
-        request.approved_by = by
-        request.approved_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        self._save(request)
         return deleted
 
     def _save(self, request: DeletionRequest) -> None:

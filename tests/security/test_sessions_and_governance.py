@@ -9,7 +9,7 @@ import zipfile
 from pydicom import dcmread
 
 from tests import imagegen
-from tests.conftest import NHS_A, patient_fields
+from tests.conftest import NHS_A, NHS_B, patient_fields
 
 
 def sign_in(world, username: str = "zoe.jones", role: str = "clinician") -> str:
@@ -88,7 +88,8 @@ def test_legal_hold_and_deletion_only_by_a_second_persons_approval(world, monkey
     monkeypatch.setattr(governance, "ADULT_YEARS", -30)  # pretend the retention period is over
     admin, ig = world.as_("admin"), world.as_("information-governance")
     retention = world.client.get(f"/api/v1/patients/{NHS_A}/retention", headers=ig).json()
-    assert retention["images"] == 2 and retention["legal_hold"] is None
+    assert retention["images"] == 1 and retention["legal_hold"] is None  # REM's own records
+    assert world.client.get(f"/api/v1/patients/{NHS_A}/retention", headers=admin).json()["images"] == 2
     assert world.client.put(f"/api/v1/patients/{NHS_A}/legal-hold", json={"reason": "Inquiry 2026/17"}, headers=admin).status_code == 200
     held = world.client.post(f"/api/v1/patients/{NHS_A}/deletion-requests", json={"reason": "Retention period over"}, headers=ig)
     assert held.status_code == 409
@@ -98,10 +99,67 @@ def test_legal_hold_and_deletion_only_by_a_second_persons_approval(world, monkey
     request_id = request.json()["request_id"]
     assert world.client.get("/api/v1/search", headers=admin).json()["total"] == 2  # nothing deleted yet
     approved = world.client.post(f"/api/v1/deletion-requests/{request_id}/approval", headers=admin)
-    assert approved.status_code == 200 and approved.json()["deleted"] == 2
-    assert world.client.get("/api/v1/search", headers=admin).json()["total"] == 0
-    assert list(world.app.state.services.repository.iter_instance_keys()) == []
+    assert approved.status_code == 200 and approved.json()["deleted"] == 1
+    # REM's information governance asked: RBN's record of the same patient is RBN's to keep
+    assert [i["sop_instance_uid"] for i in world.client.get("/api/v1/search", headers=admin).json()["items"]] == [world.other]
+    assert len(list(world.app.state.services.repository.iter_instance_keys())) == 1
     assert any(e.action == "delete" for e in world.app.state.services.audit.events())
+
+
+def test_an_approved_deletion_request_cannot_be_approved_again(world, monkeypatch):
+    from repository import governance
+
+    monkeypatch.setattr(governance, "ADULT_YEARS", -30)
+    admin, other_admin, ig = world.as_("admin"), world.as_("admin", "RBN"), world.as_("information-governance")
+    request_id = world.client.post(f"/api/v1/patients/{NHS_A}/deletion-requests", json={"reason": "Retention period over"}, headers=ig).json()["request_id"]
+    assert world.client.post(f"/api/v1/deletion-requests/{request_id}/approval", headers=admin).json()["deleted"] == 1
+    # A new image of the patient since: replaying the old approval must not delete it.
+    added = world.client.post("/api/v1/images", headers=admin, data=patient_fields(trust="REM"),
+                              files={"file": ("new.jpg", imagegen.jpeg(imagegen.photo(64, 48, seed=7)))})  # fmt: skip
+    assert added.status_code == 201
+    again = world.client.post(f"/api/v1/deletion-requests/{request_id}/approval", headers=other_admin)
+    assert again.status_code == 409 and "already approved" in again.json()["error"]["message"]
+    new_uid = added.json()["files"][0]["sop_instance_uid"]
+    assert world.client.get(f"/api/v1/instances/{new_uid}", headers=admin).status_code == 200
+
+
+def test_approval_checks_the_retention_period_again(world, monkeypatch):
+    from repository import governance
+
+    monkeypatch.setattr(governance, "ADULT_YEARS", -30)
+    admin, ig = world.as_("admin"), world.as_("information-governance")
+    request_id = world.client.post(f"/api/v1/patients/{NHS_A}/deletion-requests", json={"reason": "Retention period over"}, headers=ig).json()["request_id"]
+    monkeypatch.setattr(governance, "ADULT_YEARS", 8)  # e.g. an image added since restarted it
+    refused = world.client.post(f"/api/v1/deletion-requests/{request_id}/approval", headers=admin)
+    assert refused.status_code == 409 and "must be kept until" in refused.json()["error"]["message"]
+    assert len(list(world.app.state.services.repository.iter_instance_keys())) == 2
+
+
+def test_governance_sees_and_deletes_only_its_own_trusts_records(world, monkeypatch):
+    from repository import governance
+
+    monkeypatch.setattr(governance, "ADULT_YEARS", -30)
+    stored = world.client.post("/api/v1/images", headers=world.as_("admin", "RBN"), data=patient_fields(nhs_number=NHS_B, trust="RBN"),
+                               files={"file": ("rbn.jpg", imagegen.jpeg(imagegen.photo(64, 48, seed=9)))})  # fmt: skip
+    assert stored.status_code == 201
+    ig_rem = world.as_("information-governance")
+    # Only RBN holds images of NHS_B: to REM's governance that is "not found", as everywhere.
+    assert world.client.get(f"/api/v1/patients/{NHS_B}/retention", headers=ig_rem).status_code == 404
+    asked = world.client.post(f"/api/v1/patients/{NHS_B}/deletion-requests", json={"reason": "Retention period over"}, headers=ig_rem)
+    assert asked.status_code == 404
+    assert world.client.get(f"/api/v1/patients/{NHS_B}/retention", headers=world.as_("information-governance", "RBN")).json()["images"] == 1
+
+
+def test_reading_retention_is_audited_and_an_export_is_in_the_patients_access_report(world):
+    audit = world.app.state.services.audit
+    before = len([e for e in audit.events() if e.detail == "retention"])
+    world.client.get(f"/api/v1/patients/{NHS_A}/retention", headers=world.as_("information-governance"))
+    retention_reads = [e for e in audit.events() if e.detail == "retention"]
+    assert len(retention_reads) == before + 1 and retention_reads[-1].patient_ids == [NHS_A]
+    export = world.client.post("/api/v1/exports", json={"sop_instance_uids": [world.own]}, headers=world.as_("clinician"))
+    assert export.status_code == 200
+    report = world.client.get(f"/api/v1/audit/patients/{NHS_A}", headers=world.as_("information-governance")).json()
+    assert "export" in {a["action"] for a in report["accesses"]}
 
 
 def test_retention_rules():
@@ -113,3 +171,4 @@ def test_retention_rules():
     assert retention_until(birth_date=dt.date(2015, 5, 1), last_entry=dt.date(2024, 3, 1)) == dt.date(2040, 5, 1)
     assert retention_until(birth_date=dt.date(1990, 1, 1), last_entry=dt.date(2024, 3, 1), specialty="maternity") == dt.date(2049, 3, 1)
     assert retention_until(birth_date=None, last_entry=dt.date(2020, 2, 29), specialty="maternity") == dt.date(2045, 2, 28)
+

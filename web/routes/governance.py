@@ -114,7 +114,8 @@ def export(body: ExportRequest, services: ServicesDep, caller: CallerDep) -> Res
         allowed=lambda uid: guard.open_instance(caller, uid, Action.EXPORT, purpose=body.purpose, audit=False, detail="export"),
         salt=secrets.token_hex(16),
     )  # fmt: skip
-    guard.record(caller, "export", sop_instance_uids=result.exported, detail=f"{body.purpose.value}: {len(result.refused)} refused")
+    guard.record(caller, "export", patient_ids=result.patient_ids, sop_instance_uids=result.exported,
+                 detail=f"{body.purpose.value}: {len(result.refused)} refused")  # fmt: skip
     if not result.exported:
         raise InvalidInput("none of these images may be exported: " + "; ".join(sorted(set(result.refused.values()))), field="sop_instance_uids")
     return Response(
@@ -124,10 +125,22 @@ def export(body: ExportRequest, services: ServicesDep, caller: CallerDep) -> Res
     )  # fmt: skip
 
 
+def _own_records(caller: Any) -> tuple[str, ...] | None:
+    """The trusts whose records of this patient the caller governs: information governance its
+    own trust's (another trust's are "not found", as everywhere); administrators every trust's."""
+    # Not the policy's visible_trusts: a clinician's cross-trust grant is for direct care only.
+    return None if caller.principal.role is RoleValues.ADMIN else (caller.principal.trust,)
+
+
 @router.get("/patients/{nhs_number}/retention")
 def retention(nhs_number: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    """When the patient's images at the caller's trust may first be considered for deletion."""
     services.guard.require(caller, Action.AUDIT_READ)
-    return Governance(services.repository).retention(_patient(nhs_number))
+    patient_id = _patient(nhs_number)
+    try:
+        return Governance(services.repository).retention(patient_id, trusts=_own_records(caller))
+    finally:  # the answer says whether and how many images are held: reading it is audited
+        services.guard.record(caller, "view", patient_ids=[patient_id], detail="retention")
 
 
 @router.put("/patients/{nhs_number}/legal-hold")
@@ -155,7 +168,9 @@ def request_deletion(nhs_number: str, body: Reason, services: ServicesDep, calle
     (not the requester) must approve it. Nothing is ever deleted automatically."""
     services.guard.require(caller, Action.CHANGE)
     patient_id = _patient(nhs_number)
-    request = Governance(services.repository).request_deletion(patient_id, by=caller.principal.subject, reason=body.reason)
+    trusts = _own_records(caller)
+    request = Governance(services.repository).request_deletion(
+        patient_id, by=caller.principal.subject, reason=body.reason, trust=trusts[0] if trusts else "")  # fmt: skip
     services.guard.record(caller, "change", patient_ids=[patient_id], detail=f"deletion requested {request.request_id}", reason=body.reason)
     return request.__dict__
 
