@@ -12,7 +12,7 @@ from pydicom import dcmread
 from converters import dicom as dcm
 from tests import dicomgen, mediagen
 from tests.conftest import NHS_B
-from tests.web.test_dicomweb import JSON, instance_url, parse_multipart, qido, stow, values
+from tests.web.test_dicomweb import JSON, instance_url, parse_multipart, qido, referenced, related, stow, values
 
 
 @pytest.fixture
@@ -100,3 +100,20 @@ def test_time_matching_is_by_value(client, query, expected):
 def test_a_time_range_that_ends_before_it_starts_is_400(client, query):
     response = client.get(f"/dicomweb/instances?{query}", headers={"Accept": JSON})
     assert response.status_code == 400 and "ends before it starts" in response.json()["error"]["message"]
+
+
+# -- STOW-RS --------------------------------------------------------------------------------------
+def test_stow_body_with_a_preamble_is_stored(client):
+    """RFC 2046 5.1.1: text before the first boundary is a preamble, to be ignored."""
+    ds = dicomgen.photo_dataset()
+    body, headers = related([dicomgen.part10(ds)])
+    preamble = b"This is a preamble. --XyZ- is no boundary, nor is text--XyZ\r\n"
+    response = client.post("/dicomweb/studies", content=preamble + body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert referenced(response) == [ds.SOPInstanceUID]
+
+
+def test_stow_body_of_only_a_preamble_is_400(client):
+    _, headers = related([])
+    response = client.post("/dicomweb/studies", content=b"no boundary here\r\n" * 10, headers=headers)
+    assert response.status_code == 400

@@ -27,6 +27,7 @@ from repository.errors import MalformedRequest, PayloadTooLarge
 MAX_PART_HEADERS = 16
 MEMORY_BUDGET = 32 * 1024 * 1024  # bytes of one request kept in memory; the rest is spooled
 MAX_HEADER_BYTES = 8192
+MAX_PREAMBLE_BYTES = 64 * 1024  # text before the first boundary, skipped (RFC 2046 5.1.1)
 CHUNK = 1024 * 1024
 
 
@@ -123,9 +124,11 @@ async def receive_related(
             "on_headers_finished": state.headers_finished,
         },
     )
+    preamble = _Preamble(boundary.encode("latin-1"))
     try:
         async for chunk in request.stream():
-            parser.write(chunk)
+            if chunk := preamble.skip(chunk):
+                parser.write(chunk)
         parser.finalize()
     except FormParserError as exc:
         raise MalformedRequest(f"the multipart/related body is malformed: {exc}", field="content-type") from exc
@@ -165,6 +168,44 @@ async def _single(request: Request, spool: Path, media_type: str, params: dict[s
     if handle is None:
         return ReceivedPart(1, media_type, params, None, digest.hexdigest(), size, data=b"".join(chunks))
     return ReceivedPart(1, media_type, params, path, digest.hexdigest(), size)
+
+
+class _Preamble:
+    """Drops what comes before the first boundary, which RFC 2046 (5.1.1) says to ignore and the
+    parser refuses: the first ``--boundary`` at the start of the body or of a line, followed by
+    the end of the line, white space or ``--``. At most ``MAX_PREAMBLE_BYTES`` are held."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.delimiter = b"--" + boundary
+        self.held = b""
+        self.found = False
+
+    def skip(self, chunk: bytes) -> bytes:
+        """What of ``chunk`` (and of what was held back) the parser is to see."""
+        if self.found:
+            return chunk
+        self.held += chunk
+        for at in self._candidates():
+            after = self.held[at + len(self.delimiter) : at + len(self.delimiter) + 1]
+            if not after:
+                break  # the next chunk tells whether this is the boundary
+            if after in b"\r\n \t-":
+                self.found = True
+                rest, self.held = self.held[at:], b""
+                return rest
+        if len(self.held) > MAX_PREAMBLE_BYTES:
+            raise MalformedRequest(
+                f"the multipart/related body has no boundary in its first {MAX_PREAMBLE_BYTES} bytes", field="content-type"
+            )
+        return b""
+
+    def _candidates(self) -> Iterator[int]:
+        if self.held.startswith(self.delimiter):
+            yield 0
+        at = self.held.find(b"\n" + self.delimiter)
+        while at >= 0:
+            yield at + 1
+            at = self.held.find(b"\n" + self.delimiter, at + 1)
 
 
 class _State:
