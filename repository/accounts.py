@@ -7,6 +7,13 @@ images so that every app server sees the same ones and a fresh install needs not
 
 Secrets are printed once when made and never stored. Lookups are cached for a few seconds, which
 bounds how long a disabled account or a revoked key keeps working (``CACHE_SECONDS``).
+
+Signing out ends a user's page sessions on every worker and every server: each user record has a
+session generation, each session cookie carries the generation it was issued under, and signing
+out moves the user's generation on, so that every cookie issued before is void (the user is
+signed out everywhere). The process that handled the sign-out refuses the old cookie at once;
+others within ``CACHE_SECONDS``, when their cached copy of the record expires. Sign-in reads the
+record afresh, so a new session never carries a stale generation.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class UserRecord:
     department: str
     password_hash: str
     disabled: bool = False
+    session_generation: int = 0  # sessions issued under an earlier generation are void
 
     def principal(self) -> Principal:
         return Principal(f"user:{self.username}", self.name, RoleValues(self.role), self.trust, self.department, "user")
@@ -87,11 +95,11 @@ class Accounts:
         self._lock = threading.Lock()
 
     # -- storage helpers ---------------------------------------------------------------------
-    def _read(self, key: str) -> dict | None:  # type: ignore[type-arg]
+    def _read(self, key: str, *, fresh: bool = False) -> dict | None:  # type: ignore[type-arg]
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
-        if hit and now - hit[0] < CACHE_SECONDS:
+        if hit and now - hit[0] < CACHE_SECONDS and not fresh:
             return hit[1]  # type: ignore[return-value]
         try:
             with self.store.open(key) as handle:
@@ -131,33 +139,48 @@ class Accounts:
             raise AlreadyExists(f"user {username} already exists") from None
         return record
 
-    def user(self, username: str) -> UserRecord | None:
+    def user(self, username: str, *, fresh: bool = False) -> UserRecord | None:
         if not _USERNAME.match(username or ""):
             return None
-        data = self._read(f"security/users/{username}.json")
+        data = self._read(f"security/users/{username}.json", fresh=fresh)
         return UserRecord(**data) if data else None
 
     def set_disabled(self, username: str, disabled: bool) -> None:
-        record = self.user(username)
+        record = self.user(username, fresh=True)
         if record is None:
             raise NotFound(f"no user {username}")
         record.disabled = disabled
         self._write(f"security/users/{username}.json", asdict(record))
 
-    def sign_in(self, username: str, password: str) -> Principal:
-        record = self.user(username.strip().lower())
+    def sign_in(self, username: str, password: str) -> tuple[Principal, int]:
+        """The principal, and the session generation a new session is to carry (read afresh:
+        a cached one from before a sign-out elsewhere would make the new session void)."""
+        record = self.user(username.strip().lower(), fresh=True)
         # Hash even for an unknown user, so that timing does not tell which usernames exist.
         stored = record.password_hash if record else hash_password("timing-equaliser")
         if not verify_password(password, stored) or record is None or record.disabled:
             raise Unauthenticated("sign-in failed")
-        return record.principal()
+        return record.principal(), record.session_generation
 
-    def active_user(self, username: str) -> Principal:
-        """The principal of a signed-in session, re-checked (disabled users are refused)."""
+    def active_user(self, username: str, generation: int = 0) -> Principal:
+        """The principal of a signed-in session, re-checked: disabled users are refused, and so is
+        a session issued before the user last signed out (``end_sessions``)."""
         record = self.user(username)
-        if record is None or record.disabled:
+        if record is None or record.disabled or generation != record.session_generation:
             raise Unauthenticated("session is no longer valid")
         return record.principal()
+
+    def session_generation(self, username: str) -> int:
+        record = self.user(username, fresh=True)
+        return record.session_generation if record else 0
+
+    def end_sessions(self, username: str) -> None:
+        """Void every session of the user issued so far (signing out signs out everywhere)."""
+        record = self.user(username, fresh=True)
+        if record is None:
+            return
+        record.session_generation += 1
+        self._write(f"security/users/{username}.json", asdict(record))
 
     # -- API keys ----------------------------------------------------------------------------
     def create_key(self, *, name: str, role: str, trust: str, department: str = "") -> tuple[KeyRecord, str]:

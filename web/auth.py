@@ -12,7 +12,7 @@ import base64
 import hmac
 import secrets
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
@@ -64,30 +64,35 @@ class OIDCVerifier:
 
 
 class Sessions:
-    """Signed session cookies: ``{"u": username, "c": csrf token}``, re-checked against the
-    account on each use so that a disabled account stops working within seconds."""
+    """Signed session cookies: ``{"u": username, "c": csrf token, "g": session generation}``,
+    re-checked against the account on each use, so that a disabled account, or a session its
+    user signed out of (``Accounts.end_sessions`` moves the generation on), stops working on
+    every worker and server within ``repository.accounts.CACHE_SECONDS``."""
 
     def __init__(self, secret: str, *, max_age: int) -> None:
         self.serializer = URLSafeTimedSerializer(secret, salt="ologies-session")
         self.max_age = max_age
 
-    def issue(self, username: str) -> tuple[str, str]:
+    def issue(self, username: str, generation: int = 0) -> tuple[str, str]:
         csrf = secrets.token_urlsafe(24)
-        return self.serializer.dumps({"u": username, "c": csrf, "t": int(time.time())}), csrf
+        return self.serializer.dumps({"u": username, "c": csrf, "g": generation, "t": int(time.time())}), csrf
 
-    def read(self, cookie: str) -> dict[str, str] | None:
+    def read(self, cookie: str) -> dict[str, Any] | None:
         try:
             data = self.serializer.loads(cookie, max_age=self.max_age)
         except BadSignature:
             return None
-        return data if isinstance(data, dict) and "u" in data and "c" in data else None
+        if not (isinstance(data, dict) and isinstance(data.get("u"), str) and isinstance(data.get("c"), str)):
+            return None
+        generation = data.get("g", 0)  # cookies from before generations count as the first
+        return {**data, "g": generation} if isinstance(generation, int) and not isinstance(generation, bool) else None
 
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def authenticate(request: Request, services: Services) -> tuple[Principal, dict[str, str] | None]:
+def authenticate(request: Request, services: Services) -> tuple[Principal, dict[str, Any] | None]:
     """The principal behind the request's credentials (and the session, for cookies)."""
     header = request.headers.get("authorization", "")
     api_key = request.headers.get("x-api-key", "")
@@ -113,13 +118,20 @@ def authenticate(request: Request, services: Services) -> tuple[Principal, dict[
     if cookie:
         session = services.sessions.read(cookie)
         if session is not None:
-            principal = services.accounts.active_user(session["u"])
+            principal = services.accounts.active_user(session["u"], session["g"])
             if request.method in UNSAFE_METHODS:
-                presented = request.headers.get(CSRF_HEADER) or request.query_params.get("csrf_token") or ""
-                if not hmac.compare_digest(presented, session["c"]):
-                    raise Forbidden("the form has expired or did not come from this site: reload the page and try again")
+                check_csrf(request, session)
             return principal, session
     raise Unauthenticated("authentication required")
+
+
+def check_csrf(request: Request, session: dict[str, Any]) -> None:
+    """A change made with a session cookie must carry the session's CSRF token (a header from
+    the page's scripts, or the form action's query parameter)."""
+    presented = request.headers.get(CSRF_HEADER) or request.query_params.get("csrf_token") or ""
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, a 500).
+    if not hmac.compare_digest(presented.encode(), str(session["c"]).encode()):
+        raise Forbidden("the form has expired or did not come from this site: reload the page and try again")
 
 
 def _basic_password(token: str) -> str:

@@ -39,7 +39,8 @@ BROWSER_USER, BROWSER_PASSWORD = "llyr.evans", "correct horse battery staple"
 def sign_in(context, live_server) -> None:  # type: ignore[no-untyped-def]
     """Give a browser context the session a sign-in would give it (the sign-in page itself has
     its own test)."""
-    cookie, _ = live_server.services.sessions.issue(BROWSER_USER)
+    services = live_server.services
+    cookie, _ = services.sessions.issue(BROWSER_USER, services.accounts.session_generation(BROWSER_USER))
     context.add_cookies([{"name": "ologies_session", "value": cookie, "url": live_server.url}])  # small, so the "too large" case needs only a small file
 
 

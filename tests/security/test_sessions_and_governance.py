@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
 from pydicom import dcmread
 
 from tests import imagegen
@@ -46,6 +47,52 @@ def test_a_disabled_account_stops_working_within_the_cache_bound(world):
     services.accounts.set_disabled("sian.llyr", True)
     services.accounts._cache.clear()  # the bound is CACHE_SECONDS; skip the wait
     assert world.client.get("/api/v1/search").status_code == 401
+    world.client.cookies.clear()
+
+
+def test_sign_out_ends_the_session_on_the_server_for_every_worker(world):
+    from repository.accounts import Accounts
+    from repository.errors import Unauthenticated
+
+    cookie = sign_in(world, "sian.hughes")
+    services, client = world.app.state.services, world.client
+    session = services.sessions.read(cookie)
+    other_worker = Accounts(services.accounts.store)  # another process or server, its own cache
+    assert other_worker.active_user("sian.hughes", session["g"]).name == "Zoë Jones"
+
+    client.cookies.set("ologies_session", cookie)
+    assert client.post("/sign-out", follow_redirects=False).status_code == 403  # no CSRF token
+    assert client.get("/api/v1/search").status_code == 200  # so still signed in
+    out = client.post("/sign-out", params={"csrf_token": session["c"]}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/sign-in"
+    assert 'ologies_session=""' in out.headers["set-cookie"]
+
+    # The browser's cookie is gone; a copy of it (kept, stolen) no longer works anywhere.
+    client.cookies.set("ologies_session", cookie)
+    assert client.get("/api/v1/search").status_code == 401
+    page = client.get("/patients/9990000018", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/sign-in?next=")
+    other_worker._cache.clear()  # the bound is CACHE_SECONDS; skip the wait
+    with pytest.raises(Unauthenticated):
+        other_worker.active_user("sian.hughes", session["g"])
+
+    # Signing in again gives a session that works, on this worker and the other.
+    fresh = sign_in(world, "sian.hughes")
+    client.cookies.set("ologies_session", fresh)
+    assert client.get("/api/v1/search").status_code == 200
+    other_worker._cache.clear()
+    assert other_worker.active_user("sian.hughes", services.sessions.read(fresh)["g"])
+    client.cookies.clear()
+
+
+def test_sign_out_without_a_session_only_clears_the_cookie(world):
+    out = world.client.post("/sign-out", follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/sign-in"
+    # A non-ASCII token is refused as a wrong token, not a 500.
+    cookie = sign_in(world, "llyr.evans")
+    world.client.cookies.set("ologies_session", cookie)
+    assert world.client.post("/sign-out", params={"csrf_token": "é"}, follow_redirects=False).status_code == 403
+    assert world.client.get("/api/v1/search").status_code == 200
     world.client.cookies.clear()
 
 
