@@ -96,3 +96,13 @@ def test_sign_in_page_signs_in_and_returns_to_the_page_asked_for(browser, live_s
     page.click("button:has-text('Sign out')")
     assert "/sign-in" in page.url
     context.close()
+
+
+def test_the_upload_page_says_how_each_path_stores_photographs(plain, page):  # type: ignore[no-untyped-def]
+    # Without JavaScript the batch is stored all or nothing; with it, each photograph on its own.
+    plain.goto("/upload")
+    expect(plain.locator("p", has_text="They are stored together: if one is refused, none of them is stored")).to_be_visible()
+    expect(plain.locator("p", has_text="Each photograph is stored on its own")).to_be_hidden()
+    page.goto("/upload")
+    expect(page.locator("p", has_text="Each photograph is stored on its own")).to_be_visible()
+    expect(page.locator("p", has_text="They are stored together")).to_be_hidden()

@@ -113,3 +113,22 @@ def test_page_errors_use_the_forms_labels_and_keep_file_names_as_typed(client):
     # The API's JSON is the domain's own, for programs.
     api = client.post("/api/v1/images", data=patient_fields(family_name="x" * 70), files=photo)
     assert api.json()["error"] == {"code": "invalid_input", "message": "family_name is longer than 64 characters", "field": "family_name"}
+
+
+def test_without_javascript_a_refused_photograph_says_that_none_was_stored(client):
+    intro = client.get("/upload").text
+    assert "<p data-js-hide>Photographs are stored for one patient at a time. They are stored together: if one is refused, none" in intro
+    assert "<p data-js-show hidden>Photographs are stored for one patient at a time. Each photograph is stored on its own" in intro
+
+    photos = [
+        ("file", ("notes.txt", b"not a photograph at all", "text/plain")),
+        ("file", ("fresh.jpg", imagegen.jpeg(imagegen.photo(32, 32, seed=40)), "image/jpeg")),
+    ]
+    refused = client.post("/upload", data=_upload_form(), files=photos)
+    assert refused.status_code == 415
+    [message] = _summary(refused.text)
+    assert message.startswith("notes.txt: ")
+    assert message.endswith(". None of the photographs was stored: choose them again without this one and upload them"), message
+    assert client.get("/api/v1/search").json()["total"] == 0  # as it says: fresh.jpg was not stored either
+    one = client.post("/upload", data=_upload_form(), files=photos[:1])
+    assert _summary(one.text)[0].endswith(". The photograph was not stored")

@@ -115,12 +115,20 @@ class FormErrors:
     def add(self, field: str, text: str) -> None:
         self._errors.setdefault(field, FieldError(field, text))
 
-    def add_exception(self, exc: OlogiesError) -> None:
+    def add_exception(self, exc: OlogiesError, *, nothing_stored: int = 0) -> None:
+        """``nothing_stored``: how many photographs a refused all-or-nothing batch held; a
+        photograph's refusal then says that none of them was stored, and what to do."""
         field = exc.field or "file"
         message = exc.message
         if message.endswith(" is required") or message == "NHS number is required":
             message = REQUIRED.get(field, message)
-        self.add(field, page_message(message))
+        message = page_message(message)
+        if nothing_stored and field == "file":
+            message = message.rstrip(".") + (
+                ". None of the photographs was stored: choose them again without this one and upload them"
+                if nothing_stored > 1 else ". The photograph was not stored"
+            )
+        self.add(field, message)
 
     def get(self, field: str) -> str | None:
         error = self._errors.get(field)

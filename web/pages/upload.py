@@ -1,8 +1,10 @@
 """Photographers' upload page.
 
 With JavaScript the page sends each photograph as its own ``POST /api/v1/images`` (see
-static/js/upload-queue.js); without it, the form posts here and this route hands the whole batch
-to the same ingestor the API uses, then shows what became of each file.
+static/js/upload-queue.js), so one refused photograph does not stop the others; without it, the
+form posts here and this route hands the whole batch to the same ingestor the API uses, which
+stores all of it or none, then shows what became of each file (or, when one is refused, says that
+none was stored).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ async def upload_submit(page: PageDep) -> Response:
     settings = page.services.settings
     errors = forms.FormErrors()
     values: dict[str, Any] = {}
+    incoming: list[Any] = []
+    batch_sent = False  # the ingestor stores a batch all or nothing
     spool = Path(tempfile.mkdtemp(prefix="ologies-page-upload-", dir=settings.spool_dir))
     try:
         # The API's own receiver: files stream to disk and are hashed on the way in.
@@ -95,11 +99,12 @@ async def upload_submit(page: PageDep) -> Response:
         if errors:
             return _render_form(page, values, errors, None)
         fields = {name: values[name] for name in FORM_FIELDS}
+        batch_sent = True
         batch = await run_in_threadpool(
             page.services.guard.upload, page.caller, page.services.ingestor.ingest, incoming, fields, route="web"
         )
     except OlogiesError as exc:
-        errors.add_exception(exc)
+        errors.add_exception(exc, nothing_stored=len(incoming) if batch_sent else 0)
         response = _render_form(page, values, errors, None)
         response.status_code = status_for(exc)
         return response

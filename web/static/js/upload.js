@@ -55,6 +55,7 @@ function pageMessage(message) {
 }
 
 document.querySelectorAll('[data-js-hide]').forEach((el) => { el.hidden = true; });
+document.querySelectorAll('[data-js-show]').forEach((el) => { el.hidden = false; });
 
 // nhsuk-frontend 10.6.1's drop button puts its status ("No file chosen") and "Choose
 // photographs" side by side with no space between them outside a visually hidden comma, so
