@@ -245,3 +245,20 @@ def test_an_error_from_the_api_on_a_field_is_shown_in_the_forms_words(page, live
     assert summary.locator("a").all_inner_texts() == ["Last name must be 64 characters or fewer"]
     assert summary.locator("a").get_attribute("href") == "#family_name"
     assert page.inner_text("#family_name-error").endswith("Last name must be 64 characters or fewer")
+
+
+def test_a_second_press_of_upload_during_a_batch_is_ignored(page, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    nhs = new_patient()
+    page.goto("/upload")
+    fill_patient(page, nhs)
+    fill_photographs(page)
+    photos = [phone_jpeg(tmp_path / f"twice-{n}.jpg", seed=70 + n) for n in range(4)]
+    page.set_input_files("#file-input", [str(p) for p in photos])
+    # Both presses in one task: the second certainly comes while the first batch is being sent.
+    page.evaluate("() => { const button = document.getElementById('upload-button'); button.click(); button.click(); }")
+    wait_until_done(page)
+    assert [r[1] for r in results(page)] == ["Stored"] * 4
+    assert "Upload finished: 4 stored" in page.inner_text("#upload-summary")
+    assert page.locator(".nhsuk-error-summary").count() == 0 and page.locator("#file-error").count() == 0
+    assert not page.title().startswith("Error: ")
+    assert patient_images(live_server, nhs)["total"] == 4

@@ -73,6 +73,11 @@ export class UploadQueue {
     this.list.hidden = this.items.length === 0;
   }
 
+  // A batch is under way: photographs waiting or being sent.
+  busy() {
+    return this.running > 0 || this.waiting.length > 0;
+  }
+
   pending() {
     return this.items.filter((i) => i.state === 'queued' || i.state === 'interrupted' || i.state === 'failed');
   }

@@ -217,6 +217,9 @@ const queue = new UploadQueue({
     showErrors([{ field: error.field, text: pageMessage(error.message) }]);
   },
   onDone(items) {
+    // The batch is over: an error shown while it ran no longer stands, unless the batch stopped
+    // on a problem with the form, which is what the summary shows.
+    if (!queue.stopped) showErrors([]);
     const count = (state) => items.filter((i) => i.state === state).length;
     const stored = count('stored');
     const existing = count('existing');
@@ -256,6 +259,9 @@ for (const id of ['file', 'camera']) {
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
+  // A second press while the batch is sent would find nothing left to send and say so as an
+  // error; the batch already under way is the answer to it.
+  if (queue.busy()) return;
   const errors = validate();
   if (errors.length) { showErrors(errors); return; }
   showErrors([]);
