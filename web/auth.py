@@ -125,13 +125,21 @@ def authenticate(request: Request, services: Services) -> tuple[Principal, dict[
     raise Unauthenticated("authentication required")
 
 
+class CsrfRefused(Forbidden):
+    """A change made with a session cookie but without that session's CSRF token: a page from
+    before the user signed in again (or another site). Its own code, so that the page's script
+    can say "reload or sign in again" instead of refusing the photograph."""
+
+    code = "csrf_failed"
+
+
 def check_csrf(request: Request, session: dict[str, Any]) -> None:
     """A change made with a session cookie must carry the session's CSRF token (a header from
     the page's scripts, or the form action's query parameter)."""
     presented = request.headers.get(CSRF_HEADER) or request.query_params.get("csrf_token") or ""
     # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, a 500).
     if not hmac.compare_digest(presented.encode(), str(session["c"]).encode()):
-        raise Forbidden("the form has expired or did not come from this site: reload the page and try again")
+        raise CsrfRefused("the form has expired or did not come from this site: reload the page and try again")
 
 
 def _basic_password(token: str) -> str:

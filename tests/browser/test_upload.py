@@ -262,3 +262,60 @@ def test_a_second_press_of_upload_during_a_batch_is_ignored(page, live_server, t
     assert page.locator(".nhsuk-error-summary").count() == 0 and page.locator("#file-error").count() == 0
     assert not page.title().startswith("Error: ")
     assert patient_images(live_server, nhs)["total"] == 4
+
+
+def test_signed_out_or_a_stale_page_keeps_the_photograph_to_send_after_signing_in(page, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    from tests.browser.conftest import sign_in
+
+    nhs = new_patient()
+    page.goto("/upload")
+    fill_patient(page, nhs)
+    fill_photographs(page)
+    page.set_input_files("#file-input", [str(phone_jpeg(tmp_path / "ward.jpg", seed=81))])
+
+    # The session ends (401): not a refusal of the photograph.
+    page.context.clear_cookies()
+    page.click("#upload-button")
+    wait_until_done(page)
+    [(_, result, _)] = results(page)
+    assert result.startswith("Not sent: you were signed out") and "Refused" not in result
+    expect_summary = page.locator(".nhsuk-error-summary a")
+    assert "Sign in again in a new tab" in expect_summary.inner_text()
+    # Still signed out: pressing Upload says so, and sends nothing.
+    page.click("#upload-button")
+    page.wait_for_function("() => document.querySelector('.nhsuk-error-summary a').textContent.startsWith('You are not signed in')")
+    assert patient_images(live_server, nhs)["total"] == 0
+
+    # Signed in again in another tab: the page's CSRF token is now the old session's (a 403
+    # csrf_failed at first); Upload takes the new one and sends the kept photograph.
+    sign_in(page.context, live_server)
+    page.click("#upload-button")
+    page.wait_for_function("() => document.querySelector('#file-list .ologies-file').dataset.state === 'stored'")
+    assert results(page)[0][1] == "Stored"
+    assert page.locator(".nhsuk-error-summary").count() == 0
+    assert patient_images(live_server, nhs)["total"] == 1
+
+    # A stale page (signed in again elsewhere) before the first press: the same.
+    page.set_input_files("#file-input", [str(phone_jpeg(tmp_path / "ward-2.jpg", seed=82))])
+    stale = page.get_attribute("meta[name='csrf-token']", "content")
+    page.context.clear_cookies()
+    sign_in(page.context, live_server)
+    page.click("#upload-button")
+    page.wait_for_function("() => document.querySelectorAll('#file-list .ologies-file')[1].dataset.state === 'signed-out'")
+    page.click("#upload-button")
+    page.wait_for_function("() => document.querySelectorAll('#file-list .ologies-file')[1].dataset.state === 'stored'")
+    assert page.get_attribute("meta[name='csrf-token']", "content") != stale
+    assert patient_images(live_server, nhs)["total"] == 2
+
+
+def test_a_refused_photograph_chosen_again_replaces_the_refused_one(page, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    fake = pdf_named_jpg(tmp_path / "scan.jpg")
+    page.goto("/upload")
+    fill_patient(page, new_patient())
+    fill_photographs(page)
+    page.set_input_files("#file-input", [str(fake)])
+    page.click("#upload-button")
+    wait_until_done(page)
+    assert results(page)[0][1].startswith("Refused: ")
+    page.set_input_files("#file-input", [str(fake)])
+    assert [(name, result) for name, result, _ in results(page)] == [("scan.jpg", "Ready to upload")]

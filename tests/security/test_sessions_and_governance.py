@@ -33,6 +33,7 @@ def test_session_cookie_needs_the_csrf_token_for_changes(world):
     photo = imagegen.jpeg(imagegen.photo(32, 32, seed=77))
     forged = client.post("/api/v1/images", data=patient_fields(), files={"file": ("a.jpg", photo)})
     assert forged.status_code == 403  # a cross-site form post carries the cookie but not the token
+    assert forged.json()["error"]["code"] == "csrf_failed"  # the upload page's script tells it from a refusal
     csrf = world.app.state.services.sessions.read(cookie)["c"]
     ok = client.post("/api/v1/images", data=patient_fields(), files={"file": ("a.jpg", photo)}, headers={"X-CSRF-Token": csrf})
     assert ok.status_code == 201, ok.text

@@ -31,10 +31,15 @@ function element(tag, className, text) {
   return el;
 }
 
-// What the API's answer means for one photograph: [state, message].
+const SIGNED_OUT = 'Not sent: you were signed out, or signed in again in another tab. Sign in again in a new tab if asked, then press Upload photographs: this photograph is kept and will be sent. Nothing was stored for it yet.';
+
+// What the API's answer means for one photograph: [state, message]. "signed-out" is not a
+// refusal of the photograph: the session ended (401) or the page's CSRF token is from an
+// earlier sign-in (403 csrf_failed); the photograph stays pending and is sent again.
 export function describeResponse(status, body) {
   const error = body && body.error;
   const reason = error && error.message ? error.message : '';
+  if (status === 401 || (status === 403 && error && error.code === 'csrf_failed')) return ['signed-out', SIGNED_OUT];
   if (status === 201) return ['stored', 'Stored'];
   if (status === 200) return ['existing', 'Already stored: this photograph was uploaded before, so it was not stored twice'];
   if (status === 202) return ['stored', 'Stored, but not searchable yet: the search index is busy. It will appear shortly'];
@@ -45,13 +50,14 @@ export function describeResponse(status, body) {
 }
 
 export class UploadQueue {
-  constructor({ list, batch, maxFileBytes, onFieldError, onDone }) {
+  constructor({ list, batch, maxFileBytes, onFieldError, onSignedOut, onDone }) {
     this.list = list;
     this.batchBar = batch.querySelector('progress');
     this.batchText = batch.querySelector('.ologies-batch__text');
     this.batch = batch;
     this.maxFileBytes = maxFileBytes;
     this.onFieldError = onFieldError;
+    this.onSignedOut = onSignedOut;
     this.onDone = onDone;
     this.items = [];
     this.running = 0;
@@ -62,7 +68,10 @@ export class UploadQueue {
 
   add(files) {
     for (const file of files) {
-      if (this.items.some((i) => i.file.name === file.name && i.file.size === file.size && i.file.lastModified === file.lastModified)) continue;
+      const same = this.items.find((i) => i.file.name === file.name && i.file.size === file.size && i.file.lastModified === file.lastModified);
+      // Chosen again after a refusal (fixed, or to try once more): the new choice replaces it.
+      if (same && same.state === 'refused') this.remove(same);
+      else if (same) continue;
       const item = { file, state: 'queued', loaded: 0, total: file.size };
       this.items.push(item);
       this.draw(item);
@@ -79,7 +88,7 @@ export class UploadQueue {
   }
 
   pending() {
-    return this.items.filter((i) => i.state === 'queued' || i.state === 'interrupted' || i.state === 'failed');
+    return this.items.filter((i) => ['queued', 'interrupted', 'failed', 'signed-out'].includes(i.state));
   }
 
   draw(item) {
@@ -138,7 +147,7 @@ export class UploadQueue {
       retry.append(element('span', 'nhsuk-u-visually-hidden', ` ${item.file.name}`));
       retry.addEventListener('click', () => this.start(item.fields, [item]));
       item.actions.append(retry);
-    } else if (state === 'queued' || state === 'refused') {
+    } else if (state === 'queued' || state === 'refused' || state === 'signed-out') {
       item.actions.append(item.remove);
     }
   }
@@ -217,6 +226,11 @@ export class UploadQueue {
       }
       const [state, message] = describeResponse(xhr.status, body);
       item.response = body;
+      if (state === 'signed-out') {
+        // Every other photograph would meet the same answer: stop, and say so once.
+        this.stopped = true;
+        this.onSignedOut();
+      }
       finish(state, message);
     });
     const interrupted = () => {

@@ -216,6 +216,9 @@ const queue = new UploadQueue({
   onFieldError(error) {
     showErrors([{ field: error.field, text: pageMessage(error.message) }]);
   },
+  onSignedOut() {
+    showErrors([{ field: 'file', text: 'You were signed out, or signed in again in another tab. Sign in again in a new tab if asked, then press Upload photographs: the photographs not yet stored are kept and will be sent.' }]);
+  },
   onDone(items) {
     // The batch is over: an error shown while it ran no longer stands, unless the batch stopped
     // on a problem with the form, which is what the summary shows.
@@ -225,11 +228,13 @@ const queue = new UploadQueue({
     const existing = count('existing');
     const refused = count('refused');
     const notStored = count('interrupted') + count('failed');
+    const signedOut = count('signed-out');
     const parts = [];
     if (stored) parts.push(`${stored} stored`);
     if (existing) parts.push(`${existing} already stored`);
     if (refused) parts.push(`${refused} refused`);
     if (notStored) parts.push(`${notStored} not stored (retry)`);
+    if (signedOut) parts.push(`${signedOut} not sent (sign in again)`);
     if (!parts.length) return;
     const heading = document.createElement('h2');
     heading.className = 'nhsuk-heading-m';
@@ -247,21 +252,63 @@ const queue = new UploadQueue({
       findPatient(id);
     }
     summary.hidden = false;
-    summary.focus();
+    if (!queue.stopped) summary.focus();  // stopped: the error summary has the focus, and says why
   },
 });
 
 for (const id of ['file', 'camera']) {
   // The design system's file upload moves the id "file" to its drop button, the input's to "file-input".
   const input = [document.getElementById(`${id}-input`), document.getElementById(id)].find((el) => el && el.type === 'file');
-  if (input) input.addEventListener('change', () => { queue.add(input.files); clearFieldError('file'); });
+  if (input) {
+    input.addEventListener('change', () => {
+      queue.add(input.files);
+      // The queue holds the files now; emptied, the input fires "change" again when the same
+      // file is chosen again (after a refusal, say), which the browser otherwise swallows.
+      input.value = '';
+      clearFieldError('file');
+    });
+  }
 }
 
-form.addEventListener('submit', (event) => {
+// After a sign-in elsewhere the page's CSRF token is the old session's: take the current one
+// from a fresh copy of this page. False when that copy is the sign-in page (still signed out).
+async function refreshCsrfToken() {
+  const response = await fetch(window.location.pathname, { headers: { Accept: 'text/html' }, cache: 'no-store' });
+  if (!response.ok || new URL(response.url).pathname === '/sign-in') return false;
+  const page = new DOMParser().parseFromString(await response.text(), 'text/html');
+  const fresh = page.querySelector('meta[name="csrf-token"]');
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  if (!fresh || !meta) return false;
+  const stale = meta.content;
+  meta.content = fresh.content;
+  for (const other of document.querySelectorAll('form[action*="csrf_token="]')) {
+    other.setAttribute('action', other.getAttribute('action').replace(`csrf_token=${stale}`, `csrf_token=${fresh.content}`));
+  }
+  return true;
+}
+
+let refreshing = false;
+
+form.addEventListener('submit', async (event) => {
   event.preventDefault();
   // A second press while the batch is sent would find nothing left to send and say so as an
   // error; the batch already under way is the answer to it.
-  if (queue.busy()) return;
+  if (queue.busy() || refreshing) return;
+  if (queue.items.some((i) => i.state === 'signed-out')) {
+    refreshing = true;
+    let signedIn = false;
+    try {
+      signedIn = await refreshCsrfToken();
+    } catch (error) {
+      signedIn = false;
+    } finally {
+      refreshing = false;
+    }
+    if (!signedIn) {
+      showErrors([{ field: 'file', text: 'You are not signed in. Sign in again in a new tab, then press Upload photographs: the photographs not yet stored are kept and will be sent.' }]);
+      return;
+    }
+  }
   const errors = validate();
   if (errors.length) { showErrors(errors); return; }
   showErrors([]);
