@@ -25,6 +25,7 @@ from ingest.media import prepare_media
 from repository.catalogue import Catalogue
 from repository.errors import InvalidInput, PayloadTooLarge
 from repository.hashing import sha256_of_stream
+from repository.identity import check_identity
 from repository.model import IngestContext
 from repository.service import PreparedInstance, Repository, StoreOutcome
 from repository.settings import Settings
@@ -82,6 +83,7 @@ class Ingestor:
         context = self.parse_context(fields)
         if not files:
             raise InvalidInput("at least one file is required", field="file")
+        check_identity(self.repository.index, context.patient, context.trust.ods, fields)
         if len(files) > self.settings.max_files_per_upload:
             raise PayloadTooLarge(f"at most {self.settings.max_files_per_upload} files per upload", field="file")
         digests = [self._digest(f) for f in files]

@@ -48,6 +48,13 @@ class Conflict(OlogiesError):
     code = "conflict"
 
 
+class IdentityMismatch(Conflict):
+    """An upload's patient details differ from those this trust holds for the NHS number: a wrong
+    number would file images in another patient's record (confirm to file under new details)."""
+
+    code = "identity_mismatch"
+
+
 class AlreadyExists(Conflict):
     """A conditional create found the key taken (used inside adapters and the service)."""
 

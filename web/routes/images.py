@@ -32,6 +32,7 @@ FORM_FIELDS = (
     "body_site", "laterality", "consent", "consent_recorded_by", "description", "photographer",
     "accession_number", "study_uid", "modality", "tracking_id",
     "document_kind", "document_title", "covers",  # PDFs (ingest/media.py)
+    "confirm_identity",  # true: the patient's details have changed (repository/identity.py)
 )  # fmt: skip
 
 def batch_response(batch: BatchResult) -> JSONResponse:
@@ -85,7 +86,8 @@ _UPLOAD_SCHEMA = {
     responses={
         200: {"description": "every file was already stored"},
         202: {"description": "stored, but not yet searchable (index unavailable)"},
-        409: {"description": "an image is already stored for another patient"},
+        409: {"description": "an image is already stored for another patient, or (identity_mismatch) the "
+                             "patient details differ from those the trust holds for the NHS number"},
         413: {"description": "upload too large"},
         415: {"description": "a file is not a supported image"},
         422: {"description": "a field or a file is invalid; the body names it"},
