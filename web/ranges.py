@@ -7,6 +7,9 @@ bulk data), so a client can seek in gigabytes while nothing is held in memory.
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 from starlette.responses import Response, StreamingResponse
@@ -47,12 +50,45 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
+class Playbacks:
+    """Which video playbacks this process has audited lately, so that a player's many ranges of
+    one video make one audit record, not hundreds, and yet no request goes unaudited that does
+    not continue an audited one: a lone ``Range: bytes=1-`` (the whole MP4 but its first byte,
+    always 0) is audited like any first request.
+
+    Per process: a range that reaches another worker or server than the playback's start is
+    audited there once more, which errs on the side of the record."""
+
+    def __init__(self, *, window_s: float = 4 * 3600, capacity: int = 20_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s, self.capacity, self._clock = window_s, capacity, clock
+        self._started: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def needs_audit(self, subject: str, uid: str, header: str | None) -> bool:
+        """Whether this request is to be audited; notes it as an audited playback if so."""
+        key, now = (subject, uid), self._clock()
+        with self._lock:
+            started = self._started.get(key)
+            if continues_playback(header) and started is not None and now - started < self.window_s:
+                return False
+            self._started[key] = now
+            self._started.move_to_end(key)
+            while len(self._started) > self.capacity:
+                self._started.popitem(last=False)
+            return True
+
+
+#: this process's memory of audited playbacks (the video route and WADO-RS video bulk data)
+PLAYBACKS = Playbacks()
+
+
 def continues_playback(header: str | None) -> bool:
-    """Whether a request only continues one already made: a single range from past byte 0.
+    """Whether a request could only continue one already made: a single range from past byte 0.
 
     A player (``<video>``, OHIF) asks for one video in many ranges; the request that starts it
-    (no range, or from byte 0) is the audited view and these are not audited again. Anything
-    that may send the whole value (a suffix range, several, an invalid or malformed one) is.
+    (no range, or from byte 0) is the audited view. Anything that may send the whole value (a
+    suffix range, several, an invalid or malformed one) is not a continuation. ``Playbacks``
+    decides whether there is a playback to continue.
     """
     match = _RANGE.match(header or "")
     if not match or not match.group(1):

@@ -64,3 +64,30 @@ def test_frames_of_a_video_are_its_stream_and_later_frames_are_not_rendered(clie
     assert later.status_code == 400 and "first frame" in later.text
     first = client.get(f"{base}/frames/1/rendered", headers={"Accept": "image/jpeg"})
     assert first.status_code == 200 and first.content[:2] == b"\xff\xd8"
+
+
+def test_a_range_that_does_not_continue_an_audited_playback_is_audited(app, client, services, tmp_path):
+    source = mediagen.video(tmp_path / "v.mp4", frames=30)
+    files = [("file", ("v.mp4", source.read_bytes(), "video/mp4"))]
+    (item,) = client.post("/api/v1/images", data=patient_fields(), files=files).json()["files"]
+    uid = item["sop_instance_uid"]
+    video = f"/api/v1/instances/{uid}/video"
+    bulk = (f"/dicomweb/studies/{item['study_instance_uid']}/series/{item['series_instance_uid']}"
+            f"/instances/{uid}/bulkdata/7FE00010")  # fmt: skip
+
+    def views() -> int:
+        return sum(1 for e in services.audit.events() if uid in e.sop_instance_uids and e.action == "view")
+
+    def clinician() -> TestClient:
+        return TestClient(app, headers={"Authorization": f"Bearer {api_key(app, role='clinician', trust='REM')}"})
+
+    reader, before = clinician(), views()
+    # bytes=1- is the whole MP4 but its first byte (always 0): no playback was started, so audited
+    skipped_first = reader.get(video, headers={"Range": "bytes=1-"})
+    assert skipped_first.status_code == 206 and views() == before + 1
+    assert reader.get(video, headers={"Range": "bytes=100-"}).status_code == 206
+    assert views() == before + 1  # continues the playback just audited
+    assert clinician().get(video, headers={"Range": "bytes=100-"}).status_code == 206
+    assert views() == before + 2  # someone else's first request
+    assert clinician().get(bulk, headers={"Range": "bytes=1-"}).status_code == 206
+    assert views() == before + 3  # and the same through WADO-RS

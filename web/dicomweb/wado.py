@@ -29,7 +29,7 @@ from repository.renditions import to_pil
 from repository.service import read_header
 from web.dicomweb import dicomjson, negotiation
 from web.dicomweb.multipart import new_boundary, related_content_type, stream_parts
-from web.ranges import continues_playback, ranged_response
+from web.ranges import PLAYBACKS, ranged_response
 
 CHUNK = 1024 * 1024
 PRIVATE = "private, max-age=86400, immutable"
@@ -168,7 +168,7 @@ class Wado:
         fragments (pad byte excluded) as the playback route reads it, never the whole object."""
         media = negotiation.video_media(accept, ts)
         # audited as the playback route is: the request that starts a playback, not each range
-        if not continues_playback(range_header):
+        if PLAYBACKS.needs_audit(self.caller.principal.subject, x.sop, range_header):
             self.audit([x], [doc], Action.VIEW, "bulk data")
         store = self.repository.store
         stream = bitstream_spans(store, x.key)

@@ -15,7 +15,7 @@ from repository.access import Action
 from repository.media import SpanReader, bitstream_spans
 from web.auth import CallerDep
 from web.deps import ServicesDep
-from web.ranges import CHUNK, continues_playback, ranged_response
+from web.ranges import CHUNK, PLAYBACKS, ranged_response
 
 router = APIRouter(prefix="/api/v1/instances", tags=["instances"])
 
@@ -30,7 +30,7 @@ async def instance_video(uid: str, request: Request, services: ServicesDep, call
     requested = request.headers.get("range")
     # A player asks for many ranges of one video: the request that starts it is the audited
     # view; later ranges are still checked but not audited again.
-    audit = not continues_playback(requested)
+    audit = PLAYBACKS.needs_audit(caller.principal.subject, uid, requested)
     await run_in_threadpool(services.guard.open_instance, caller, uid, Action.VIEW, audit=audit, detail="video")
     repository = services.repository
     key = await run_in_threadpool(repository.locate, uid)
