@@ -8,16 +8,27 @@ Records are objects in the object store, one chain per writing process ("stream"
                                              (or "events": [...], several written together)
     audit/anchors/{stream}/{seq:012d}.json   the stream's head, written every ANCHOR_EVERY records
 
-``hash`` is SHA-256 over ``prev`` and the canonical JSON of the event(s), so editing a record breaks
-the chain at the next one; sequence numbers are contiguous from 1, so deleting one leaves a gap;
-anchors pin heads, so cutting off the tail is seen too. A record is written (create-if-absent)
-before the response that it describes is sent: no access without a durable record.
+``hash`` is over ``prev`` and the canonical JSON of the event(s), so editing a record breaks the
+chain at the next one; sequence numbers are contiguous from 1, so deleting one leaves a gap;
+anchors pin heads, so cutting off records up to an anchor is seen too. A record is written
+(create-if-absent) before the response that it describes is sent: no access without a durable
+record.
+
+What this detects depends on who is editing. With an audit key (``OLOGIES_AUDIT_KEY``, kept
+outside the store) records and anchors carry HMAC-SHA256 and ``"mac": "hmac-sha256"``: someone
+who can write to the store but does not hold the key cannot edit a record and re-chain the rest,
+nor rewrite the stream without the key (a record or anchor without a valid MAC is reported).
+Without a key the chain is plain SHA-256: it finds damage and edits that were not re-chained,
+not a careful forger. Neither can see the newest records of a stream cut off after its last
+anchor, nor a whole stream removed: only a store that refuses deletion (S3 Object Lock,
+``OLOGIES_S3_OBJECT_LOCK``) prevents those.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -87,9 +98,19 @@ def _canonical(event: object) -> bytes:
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def chain_hash(prev: str, content: object) -> str:
-    """SHA-256 over the previous record's hash and this record's event (or list of events)."""
-    return hashlib.sha256(prev.encode() + _canonical(content)).hexdigest()
+MAC = "hmac-sha256"
+
+
+def chain_hash(prev: str, content: object, key: bytes | None = None) -> str:
+    """SHA-256 (HMAC-SHA256 with ``key``) over the previous record's hash and this record's
+    event (or list of events)."""
+    data = prev.encode() + _canonical(content)
+    return hmac.new(key, data, hashlib.sha256).hexdigest() if key else hashlib.sha256(data).hexdigest()
+
+
+def _anchor_mac(key: bytes, anchor: dict) -> str:  # type: ignore[type-arg]
+    fields = {k: anchor.get(k) for k in ("seq", "hash", "time")}
+    return hmac.new(key, _canonical(fields), hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -115,8 +136,9 @@ class _Waiting:
 
 
 class AuditLog:
-    def __init__(self, store: ObjectStore, *, stream: str | None = None) -> None:
+    def __init__(self, store: ObjectStore, *, stream: str | None = None, key: bytes | None = None) -> None:
         self.store = store
+        self._key = key or None  # the audit key: records and anchors carry its MAC
         # One chain per process: no cross-process lock is needed to keep it linear.
         self.stream = stream or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._seq = 0
@@ -164,8 +186,10 @@ class AuditLog:
         field_name = "event" if len(bodies) == 1 else "events"
         with self._lock:
             for _ in range(3):
-                seq, digest = self._seq + 1, chain_hash(self._prev, content)
+                seq, digest = self._seq + 1, chain_hash(self._prev, content, self._key)
                 payload = {field_name: content, "seq": seq, "prev": self._prev, "hash": digest}
+                if self._key:
+                    payload["mac"] = MAC
                 key = f"{RECORDS}{self.stream}/{seq:012d}.json"
                 try:
                     self.store.put(key, _canonical(payload), media_type="application/json", if_none_match=True)
@@ -195,11 +219,10 @@ class AuditLog:
                 self._anchor_locked()
 
     def _anchor_locked(self) -> None:
-        self.store.put(
-            f"{ANCHORS}{self.stream}/{self._seq:012d}.json",
-            _canonical({"seq": self._seq, "hash": self._prev, "time": dt.datetime.now(dt.timezone.utc).isoformat()}),
-            media_type="application/json",
-        )
+        anchor: dict[str, object] = {"seq": self._seq, "hash": self._prev, "time": dt.datetime.now(dt.timezone.utc).isoformat()}
+        if self._key:
+            anchor["mac"] = _anchor_mac(self._key, anchor)
+        self.store.put(f"{ANCHORS}{self.stream}/{self._seq:012d}.json", _canonical(anchor), media_type="application/json")
 
     # -- reading -----------------------------------------------------------------------------
     def _streams(self) -> set[str]:
@@ -263,7 +286,12 @@ class AuditLog:
                 if payload.get("seq") != seq or payload.get("prev") != prev:
                     report.problems.append(f"{stream}: record {seq} does not follow record {seq - 1}")
                 content = payload["events"] if "events" in payload else payload.get("event", {})
-                if chain_hash(payload.get("prev", ""), content) != payload.get("hash"):
+                keyed = payload.get("mac") == MAC
+                if self._key and not keyed:
+                    report.problems.append(f"{stream}: record {seq} has no MAC of the audit key (written without it, or rewritten)")
+                elif keyed and not self._key:
+                    report.problems.append(f"{stream}: record {seq} is keyed: it can be checked only with the audit key")
+                elif chain_hash(payload.get("prev", ""), content, self._key) != payload.get("hash"):
                     report.problems.append(f"{stream}: record {seq} has been altered")
                 prev = payload.get("hash", "")
                 heads[seq] = prev
@@ -273,6 +301,8 @@ class AuditLog:
                 anchor = self._read(anchor_key)
                 if heads.get(anchor["seq"]) != anchor["hash"]:
                     report.problems.append(f"{stream}: records up to {anchor['seq']} differ from the anchor")
+                if self._key and not hmac.compare_digest(str(anchor.get("mac", "")), _anchor_mac(self._key, anchor)):
+                    report.problems.append(f"{stream}: the anchor at {anchor['seq']} has no valid MAC of the audit key")
         return report
 
 

@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     #: key that signs session cookies; default: a random key kept in the object store, so that
     #: every app server shares it
     session_secret: str | None = None
+    #: key of the audit trail's HMAC chain (repository/audit.py): kept outside the store (a
+    #: secrets manager), so that someone who can write to the store cannot edit a record and
+    #: re-chain the rest; without it the chain is plain SHA-256
+    audit_key: str | None = Field(default=None, min_length=32)
     session_max_age_seconds: int = Field(default=8 * 3600, ge=300)
     #: mark session cookies Secure (set true behind HTTPS)
     cookie_secure: bool = False

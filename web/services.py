@@ -101,7 +101,7 @@ class Services:
         warm_up()
         accounts = Accounts(repository.store, known_trusts=set(catalogue.trusts))
         policy = AccessPolicy(accounts.grant_for)
-        audit = AuditLog(repository.store)
+        audit = AuditLog(repository.store, key=settings.audit_key.encode() if settings.audit_key else None)
         return cls(
             settings=settings,
             catalogue=catalogue,

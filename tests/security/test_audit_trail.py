@@ -103,3 +103,73 @@ def test_fhir_export_names_patient_and_objects():
     assert resource["type"]["code"] == "110103"
     assert resource["entity"][0]["what"]["identifier"]["value"] == NHS_A
     assert resource["entity"][1]["what"]["identifier"]["value"] == "urn:oid:2.25.1"
+
+
+AUDIT_KEY = b"k" * 32
+
+
+def keyed_chain(n: int = 7) -> tuple[MemoryObjectStore, AuditLog]:
+    store = MemoryObjectStore()
+    log = AuditLog(store, stream="test", key=AUDIT_KEY)
+    for i in range(n):
+        log.record(AuditEvent(action="view", user=f"user:{i}", patient_ids=[NHS_A]))
+    log.anchor()
+    return store, log
+
+
+def rechain_from(store: MemoryObjectStore, seq: int, hasher) -> None:  # type: ignore[no-untyped-def]
+    """What a forger with write access to the store does: edit record ``seq``, recompute every
+    later link with ``hasher`` and rewrite the anchor to match."""
+    keys = sorted(store.iter_keys(f"{RECORDS}test/"))
+    prev = json.loads(store.open(keys[seq - 2]).read())["hash"] if seq > 1 else audit_module.GENESIS
+    for key in keys[seq - 1 :]:
+        payload = json.loads(store.open(key).read())
+        if key == keys[seq - 1]:
+            payload["event"]["user"] = "user:someone-else"
+            payload["event"]["patient_ids"] = []
+        payload["prev"], payload["hash"] = prev, hasher(prev, payload["event"])
+        prev = payload["hash"]
+        store.put(key, json.dumps(payload).encode())
+    (anchor_key,) = store.iter_keys(audit_module.ANCHORS)
+    anchor = json.loads(store.open(anchor_key).read())
+    anchor["hash"] = prev
+    store.put(anchor_key, json.dumps(anchor).encode())
+
+
+def test_a_keyed_chain_verifies_with_its_key_and_is_marked_keyed():
+    store, log = keyed_chain()
+    assert log.verify().intact
+    assert json.loads(store.open(f"{RECORDS}test/{1:012d}.json").read())["mac"] == "hmac-sha256"
+    assert not AuditLog(store, stream="other", key=b"x" * 32).verify().intact  # another key
+    assert not AuditLog(store, stream="other").verify().intact  # no key: cannot be checked
+
+
+def test_a_whole_rechained_edit_is_detected_with_the_audit_key():
+    store, log = keyed_chain()
+    rechain_from(store, 3, lambda prev, content: audit_module.chain_hash(prev, content, b"guessed" * 5))
+    problems = log.verify().problems
+    assert any("record 3 has been altered" in p for p in problems)
+    assert any("anchor at 7 has no valid MAC" in p for p in problems)
+
+
+def test_rewriting_a_keyed_stream_as_an_unkeyed_one_is_detected():
+    store, log = keyed_chain()
+    rechain_from(store, 3, lambda prev, content: audit_module.chain_hash(prev, content))
+    for key in list(store.iter_keys(f"{RECORDS}test/")):
+        payload = json.loads(store.open(key).read())
+        payload.pop("mac", None)
+        store.put(key, json.dumps(payload).encode())
+    assert any("has no MAC of the audit key" in p for p in log.verify().problems)
+
+
+def test_the_service_keys_its_audit_trail_with_the_configured_key(settings, tmp_path):
+    from web.services import Services
+
+    services = Services.build(settings.model_copy(update={"audit_key": "s" * 40}))
+    try:
+        services.audit.record(AuditEvent(action="view", user="user:1"))
+        (key,) = services.repository.store.iter_keys(RECORDS)
+        assert json.loads(services.repository.store.open(key).read())["mac"] == "hmac-sha256"
+        assert services.audit.verify().intact
+    finally:
+        services.close()
