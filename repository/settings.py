@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
 
+    @field_validator("audit_key", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        return None if value == "" else value  # OLOGIES_AUDIT_KEY= (a compose file's empty default)
+
     @field_validator("store_url")
     @classmethod
     def _store_scheme(cls, value: str) -> str:
