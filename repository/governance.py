@@ -53,6 +53,17 @@ def _add_years(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year + years, day=28)
 
 
+def _entry_date(doc: dict[str, object]) -> dt.date | None:
+    """When an image was added to the record: its index document's storing time (a rebuilt
+    index dates its documents from the rebuild, which keeps records longer, never shorter), or,
+    lacking that, its capture date."""
+    stored = str(doc.get("_stored_at") or "")
+    try:
+        return dt.date.fromisoformat(stored[:10])
+    except ValueError:
+        return _parse_da(str(doc.get("_capture_date", "")).replace("-", ""))
+
+
 def _parse_da(value: object) -> dt.date | None:
     text = str(value or "")
     try:
@@ -169,21 +180,34 @@ class Governance:
     # -- retention and legal hold ------------------------------------------------------------
     def retention(self, patient_id: str, *, trusts: tuple[str, ...] | None = None) -> dict[str, object]:
         """The patient's retention date from the images held by ``trusts`` (None: every trust);
-        another trust's images are neither counted nor revealed."""
+        another trust's images are neither counted nor revealed. The last entry is the day the
+        newest image was added to the record (stored here), not its capture date, which an
+        uploader's camera sets: a photograph taken in 2010 and added today is today's entry."""
         from search.query import InstanceQuery
 
-        query = InstanceQuery(patient_id=patient_id, limit=1, facets=("specialty",), trusts_visible=trusts)
-        page = self.repository.index.search(query)
-        if not page.items:
-            raise NotFound("no images for this patient")
-        latest = page.items[0]
-        last_entry = _parse_da(str(latest.get("_capture_date", "")).replace("-", "")) or dt.date.today()
-        birth = _parse_da(latest.get("PatientBirthDate"))
-        maternity = any(s in MATERNITY_SPECIALTIES for s in page.facets.get("specialty", {}))
+        last_entry: dt.date | None = None
+        birth: dt.date | None = None
+        maternity, total, offset = False, 0, 0
+        while True:
+            query = InstanceQuery(patient_id=patient_id, limit=500, offset=offset, facets=("specialty",) if offset == 0 else (), trusts_visible=trusts)
+            page = self.repository.index.search(query)
+            if offset == 0:
+                if not page.items:
+                    raise NotFound("no images for this patient")
+                total = page.total
+                birth = _parse_da(page.items[0].get("PatientBirthDate"))  # the newest record's
+                maternity = any(s in MATERNITY_SPECIALTIES for s in page.facets.get("specialty", {}))
+            for doc in page.items:
+                entry = _entry_date(doc)
+                last_entry = entry if last_entry is None or (entry and entry > last_entry) else last_entry
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                break
+        last_entry = last_entry or dt.date.today()
         until = retention_until(birth_date=birth, last_entry=last_entry, specialty="maternity" if maternity else "")
         hold = self.hold(patient_id)
         return {"nhs_number": patient_id, "last_entry": last_entry.isoformat(), "retain_until": until.isoformat(),
-                "legal_hold": hold, "images": page.total}  # fmt: skip
+                "legal_hold": hold, "images": total}  # fmt: skip
 
     def hold(self, patient_id: str) -> dict[str, str] | None:
         try:

@@ -220,3 +220,18 @@ def test_retention_rules():
     assert retention_until(birth_date=dt.date(1990, 1, 1), last_entry=dt.date(2024, 3, 1), specialty="maternity") == dt.date(2049, 3, 1)
     assert retention_until(birth_date=None, last_entry=dt.date(2020, 2, 29), specialty="maternity") == dt.date(2045, 2, 28)
 
+
+
+def test_retention_runs_from_when_an_image_was_added_not_from_its_capture_date(world):
+    import datetime as dt
+
+    old_photo = imagegen.jpeg(imagegen.photo(64, 48, seed=11), exif=imagegen.exif_bytes(datetime_original="2010:01:01 09:00:00"))
+    stored = world.client.post("/api/v1/images", headers=world.as_("admin"), data=patient_fields(nhs_number=NHS_B),
+                               files={"file": ("2010.jpg", old_photo)})  # fmt: skip
+    assert stored.status_code == 201
+    ig = world.as_("information-governance")
+    retention = world.client.get(f"/api/v1/patients/{NHS_B}/retention", headers=ig).json()
+    assert retention["last_entry"] == dt.date.today().isoformat()
+    assert retention["retain_until"] > f"{dt.date.today().year + 7}"
+    asked = world.client.post(f"/api/v1/patients/{NHS_B}/deletion-requests", json={"reason": "Retention period over"}, headers=ig)
+    assert asked.status_code == 409 and "must be kept until" in asked.json()["error"]["message"]
