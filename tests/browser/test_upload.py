@@ -8,6 +8,7 @@ import datetime as dt
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import MAX_FILE_BYTES
 from tests.browser.helpers import (
@@ -319,3 +320,78 @@ def test_a_refused_photograph_chosen_again_replaces_the_refused_one(page, live_s
     assert results(page)[0][1].startswith("Refused: ")
     page.set_input_files("#file-input", [str(fake)])
     assert [(name, result) for name, result, _ in results(page)] == [("scan.jpg", "Ready to upload")]
+
+
+def file_state(page, index: int) -> str:  # type: ignore[no-untyped-def]
+    return page.eval_on_selector_all("#file-list .ologies-file", "(items, i) => items[i].dataset.state", index)
+
+
+def test_other_details_for_a_known_nhs_number_are_held_back_until_the_change_is_confirmed(page, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    nhs = new_patient()
+    page.goto("/upload")
+    fill_patient(page, nhs)
+    fill_photographs(page)
+    confirm = page.locator("input[name='confirm_identity']")
+    assert confirm.count() == 0  # not offered before a mismatch: it would be ticked out of habit
+    page.set_input_files("#file-input", [str(phone_jpeg(tmp_path / "before.jpg", seed=91))])
+    page.click("#upload-button")
+    wait_until_done(page)
+    assert results(page)[0][1] == "Stored"
+
+    # The same NHS number with another last name (married since, or the wrong patient's number).
+    page.fill("#family_name", "Williams")
+    page.set_input_files("#file-input", [str(phone_jpeg(tmp_path / "after.jpg", seed=92))])
+    page.click("#upload-button")
+    page.wait_for_function("() => document.querySelectorAll('#file-list .ologies-file')[1].dataset.state === 'unconfirmed'")
+    message = page.inner_text("#nhs_number-error")
+    assert "born 1961-07-23" in message and "a different last name" in message, message
+    assert "confirm_identity" not in message and "tick" in message, message
+    assert page.locator(".nhsuk-error-summary a").inner_text() == message.removeprefix("Error:").strip()
+    result = results(page)[1][1]
+    assert result.startswith("Not sent: ") and "Refused" not in result, result
+    expect(page.locator("#nhs_number-status")).to_contain_text("The details typed below differ from this patient's record")
+    screenshot(page, "upload-identity-mismatch")
+    assert_accessible(page, "upload-identity-mismatch")
+    assert confirm.count() == 1 and confirm.is_visible() and not confirm.is_checked()
+    assert page.locator("label[for='confirm_identity']").inner_text().startswith("I have checked: the patient's details have changed")
+    assert patient_images(live_server, nhs)["total"] == 1
+
+    confirm.check()
+    page.click("#upload-button")
+    page.wait_for_function("() => document.querySelectorAll('#file-list .ologies-file')[1].dataset.state === 'stored'")
+    assert results(page)[1][1] == "Stored"
+    assert page.locator(".nhsuk-error-summary").count() == 0
+    assert confirm.count() == 0  # done with: the next patient starts without it
+    history = patient_images(live_server, nhs)
+    assert history["total"] == 2
+    assert {i["patient"]["name"]["family"] for s in history["studies"] for i in s["instances"]} == {"Ní Bhriain", "Williams"}
+
+
+def test_find_patient_says_when_the_typed_details_differ_from_the_record(page, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    nhs = new_patient()
+    seed_images(live_server, nhs, [{"taken": "2025:03:03 09:00:00"}], tmp_path)
+    status = page.locator("#nhs_number-status")
+    page.goto("/upload")
+    page.fill("#family_name", "Williams")
+    page.fill("#nhs_number", nhs)
+    page.wait_for_selector("#history .ologies-thumbs img")
+    expect(status).to_contain_text("Patient found: Zoë Ní Bhriain.")
+    text = status.inner_text()
+    assert "The details typed below differ from this patient's record: check the NHS number." in text, text
+    assert "are filled in below" not in text
+    assert page.input_value("#family_name") == "Williams"  # typing is never overwritten
+    assert page.input_value("#given_name") == "Zoë"  # an empty box is filled, as before
+
+    # Nothing typed: the details are filled in, and the status says so.
+    page.goto("/upload")
+    page.fill("#nhs_number", nhs)
+    expect(status).to_have_text("Patient found: Zoë Ní Bhriain. Their details are filled in below.")
+    assert page.input_value("#family_name") == "Ní Bhriain"
+
+    # The same details typed in other capitals and without accents are no difference.
+    page.goto("/upload")
+    page.fill("#family_name", "NI BHRIAIN")
+    page.fill("#given_name", "zoe")
+    page.fill("#nhs_number", nhs)
+    expect(status).to_contain_text("Patient found: Zoë Ní Bhriain.")
+    assert "differ" not in status.inner_text()

@@ -73,6 +73,35 @@ def test_errors_without_javascript(plain, live_server, tmp_path):  # type: ignor
     expect(plain.locator("#nhs_number-error")).to_be_visible()
 
 
+def test_other_details_for_a_known_nhs_number_without_javascript_offer_the_box_to_confirm(plain, live_server, tmp_path):  # type: ignore[no-untyped-def]
+    nhs = new_patient()
+    seed_images(live_server, nhs, [{"taken": "2024:05:05 12:00:00"}], tmp_path)  # Ní Bhriain, at REM
+    plain.goto(f"/upload?nhs_number={nhs}")
+    confirm = plain.locator("input[name='confirm_identity']")
+    expect(confirm).to_have_count(0)  # not before a mismatch
+    plain.fill("#family_name", "Williams")
+    plain.select_option("#trust", "REM")
+    plain.select_option("#specialty", "dermatology")
+    plain.select_option("#body_site", "60819002")
+    plain.check("#consent")
+    plain.fill("#photographer", "Siân Hughes")
+    photo = phone_jpeg(tmp_path / "nojs-changed.jpg", seed=43)
+    plain.set_input_files("#file", [str(photo)])
+    plain.click("text=Upload photographs >> nth=-1")
+    expect(plain.locator(".nhsuk-error-summary a")).to_contain_text("a different last name")
+    expect(plain.locator("#nhs_number-error")).to_contain_text("tick the box")
+    expect(confirm).to_be_visible()
+    expect(confirm).not_to_be_checked()
+    assert plain.input_value("#family_name") == "Williams" and plain.input_value("#nhs_number") == nhs
+    assert plain.input_value("#photographer") == "Siân Hughes"
+    screenshot(plain, "upload-no-js-identity-mismatch")
+
+    confirm.check()
+    plain.set_input_files("#file", [str(photo)])  # chosen again: nothing was stored
+    plain.click("text=Upload photographs >> nth=-1")
+    expect(plain.locator("h1")).to_have_text("Photographs stored")
+
+
 def test_sign_in_page_signs_in_and_returns_to_the_page_asked_for(browser, live_server):  # type: ignore[no-untyped-def]
     from tests.browser.conftest import BROWSER_PASSWORD, BROWSER_USER
 

@@ -132,3 +132,36 @@ def test_without_javascript_a_refused_photograph_says_that_none_was_stored(clien
     assert client.get("/api/v1/search").json()["total"] == 0  # as it says: fresh.jpg was not stored either
     one = client.post("/upload", data=_upload_form(), files=photos[:1])
     assert _summary(one.text)[0].endswith(". The photograph was not stored")
+
+
+def _outside_templates(html: str) -> str:
+    """The page as shown: a ``<template>``'s content is inert until a script uses it."""
+    return re.sub(r"<template\b.*?</template>", "", html, flags=re.S)
+
+
+def test_without_javascript_other_details_for_the_nhs_number_offer_a_confirmation_to_tick(client):
+    confirm = re.compile(r'<input[^>]*name="confirm_identity"[^>]*>')
+    # Not offered before a mismatch: a box always there invites ticking it out of habit.
+    assert not confirm.search(_outside_templates(client.get("/upload").text))
+    _store(client, 50)  # O'Brien-Jones
+    photo = [("file", ("b.jpg", imagegen.jpeg(imagegen.photo(32, 32, seed=51)), "image/jpeg"))]
+
+    refused = client.post("/upload", data=_upload_form(family_name="Williams"), files=photo)
+    assert refused.status_code == 409 and refused.headers["content-type"].startswith("text/html")
+    [message] = _summary(refused.text)
+    assert "O&#39;BRIEN-JONES, Siân, born 1984-03-02" in message and "a different last name" in message, message
+    assert "confirm_identity" not in message and "tick" in message, "the page's words, not the API's field name"
+    assert 'id="nhs_number-error"' in refused.text
+    shown = _outside_templates(refused.text)
+    [box] = confirm.findall(shown)
+    assert 'value="true"' in box and "checked" not in box, box
+    assert "I have checked: the patient&#39;s details have changed since their last photographs" in shown
+    # What was typed is kept; the photographs must be chosen again (nothing was stored).
+    assert 'value="Williams"' in refused.text and f'value="{NHS_A}"' in refused.text and 'value="1984"' in refused.text
+    assert "choose the photographs again" in shown
+    assert client.get("/api/v1/search").json()["total"] == 1
+
+    confirmed = client.post("/upload", data=_upload_form(family_name="Williams", confirm_identity="true"), files=photo)
+    assert confirmed.status_code == 200, _summary(confirmed.text)
+    assert "Photographs stored" in confirmed.text
+    assert client.get("/api/v1/search").json()["total"] == 2

@@ -60,6 +60,10 @@ REWORDED = {
     "Date of birth is in the future": "Date of birth must be today or in the past",
     "Date of birth is before 1880": "Date of birth must be in 1880 or later",
 }
+# The API tells a program to send ``confirm_identity=true`` after an identity mismatch
+# (repository/identity.py); the page has a box to tick for it instead.
+_CONFIRM_FIELD = re.compile(r"\bsend confirm_identity=\w+(?: to [^.;]*)?")
+CONFIRM_INSTEAD = "tick the box “I have checked” under the patient's details, then upload again"
 _SNAKE_FIELDS = re.compile(r"\b(" + "|".join(n for n in LABELS if "_" in n) + r")\b")
 _LONGER = re.compile(r"\b(?:is|are) longer than (\d+) characters$")
 
@@ -69,8 +73,10 @@ def page_message(message: str) -> str:
 
     Field names become labels: any ``snake_case`` one wherever it is, a one-word one only as
     the first word (``trust`` or ``modality`` may be ordinary words later on). Only a first word
-    of lower-case letters is capitalised, so a file name at the start is left as it was.
+    of lower-case letters is capitalised, so a file name at the start is left as it was. An
+    identity mismatch's "send confirm_identity=true" becomes the box to tick on the form.
     """
+    message = _CONFIRM_FIELD.sub(CONFIRM_INSTEAD, message)
     first, space, rest = message.partition(" ")
     if first in LABELS:
         message = LABELS[first] + space + rest

@@ -17,7 +17,8 @@ from typing import Any
 from fastapi import Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from repository.errors import InvalidInput, OlogiesError
+from repository.errors import IdentityMismatch, InvalidInput, OlogiesError
+from repository.identity import confirmed
 from repository.patients import normalise_patient_id
 from web.errors import status_for
 from web.pages import forms, timeline
@@ -30,7 +31,12 @@ HISTORY_SHOWN = 8  # the latest few images: enough to recognise the patient and 
 THUMBNAIL_BOX = 120
 
 
-def _render_form(page: Page, values: dict[str, Any], errors: forms.FormErrors, history: dict[str, Any] | None) -> Response:
+def _render_form(
+    page: Page, values: dict[str, Any], errors: forms.FormErrors, history: dict[str, Any] | None, *, mismatch: bool = False
+) -> Response:
+    """``mismatch``: the details given differ from those the trust holds for the NHS number, so
+    the box confirming that the patient's details have changed is shown (unticked). It is shown
+    only then, or again while it is ticked: a box always there would be ticked out of habit."""
     settings = page.services.settings
     return page.render(
         "upload.jinja",
@@ -40,6 +46,7 @@ def _render_form(page: Page, values: dict[str, Any], errors: forms.FormErrors, h
         birth_date_parts=values.get("birth_date_parts") or forms.birth_date_parts(values.get("birth_date")),
         errors=errors,
         history=history,
+        confirm_identity={"shown": mismatch or confirmed(values), "checked": confirmed(values)},
         allow_test_numbers=bool(settings.allow_test_nhs_numbers),
         max_file_bytes=min(settings.max_file_bytes, settings.max_upload_bytes - 256 * 1024),
         **forms.choices(page.catalogue),
@@ -105,7 +112,7 @@ async def upload_submit(page: PageDep) -> Response:
         )
     except OlogiesError as exc:
         errors.add_exception(exc, nothing_stored=len(incoming) if batch_sent else 0)
-        response = _render_form(page, values, errors, None)
+        response = _render_form(page, values, errors, None, mismatch=isinstance(exc, IdentityMismatch))
         response.status_code = status_for(exc)
         return response
     finally:

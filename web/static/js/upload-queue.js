@@ -33,13 +33,18 @@ function element(tag, className, text) {
 
 const SIGNED_OUT = 'Not sent: you were signed out, or signed in again in another tab. Sign in again in a new tab if asked, then press Upload photographs: this photograph is kept and will be sent. Nothing was stored for it yet.';
 
+const UNCONFIRMED = 'Not sent: the patient’s details differ from those held for this NHS number (see above). Check them, then upload again: this photograph is kept and will be sent. Nothing was stored for it yet.';
+
 // What the API's answer means for one photograph: [state, message]. "signed-out" is not a
 // refusal of the photograph: the session ended (401) or the page's CSRF token is from an
-// earlier sign-in (403 csrf_failed); the photograph stays pending and is sent again.
+// earlier sign-in (403 csrf_failed); the photograph stays pending and is sent again. Nor is
+// "unconfirmed" (409 identity_mismatch): the patient's details differ from those held for the
+// NHS number, and the photograph is sent again once they are corrected or the change confirmed.
 export function describeResponse(status, body) {
   const error = body && body.error;
   const reason = error && error.message ? error.message : '';
   if (status === 401 || (status === 403 && error && error.code === 'csrf_failed')) return ['signed-out', SIGNED_OUT];
+  if (status === 409 && error && error.code === 'identity_mismatch') return ['unconfirmed', UNCONFIRMED];
   if (status === 201) return ['stored', 'Stored'];
   if (status === 200) return ['existing', 'Already stored: this photograph was uploaded before, so it was not stored twice'];
   if (status === 202) return ['stored', 'Stored, but not searchable yet: the search index is busy. It will appear shortly'];
@@ -50,7 +55,7 @@ export function describeResponse(status, body) {
 }
 
 export class UploadQueue {
-  constructor({ list, batch, maxFileBytes, onFieldError, onSignedOut, onDone }) {
+  constructor({ list, batch, maxFileBytes, onFieldError, onSignedOut, onIdentityMismatch, onDone }) {
     this.list = list;
     this.batchBar = batch.querySelector('progress');
     this.batchText = batch.querySelector('.ologies-batch__text');
@@ -58,6 +63,7 @@ export class UploadQueue {
     this.maxFileBytes = maxFileBytes;
     this.onFieldError = onFieldError;
     this.onSignedOut = onSignedOut;
+    this.onIdentityMismatch = onIdentityMismatch;
     this.onDone = onDone;
     this.items = [];
     this.running = 0;
@@ -88,7 +94,7 @@ export class UploadQueue {
   }
 
   pending() {
-    return this.items.filter((i) => ['queued', 'interrupted', 'failed', 'signed-out'].includes(i.state));
+    return this.items.filter((i) => ['queued', 'interrupted', 'failed', 'signed-out', 'unconfirmed'].includes(i.state));
   }
 
   draw(item) {
@@ -147,7 +153,7 @@ export class UploadQueue {
       retry.append(element('span', 'nhsuk-u-visually-hidden', ` ${item.file.name}`));
       retry.addEventListener('click', () => this.start(item.fields, [item]));
       item.actions.append(retry);
-    } else if (state === 'queued' || state === 'refused' || state === 'signed-out') {
+    } else if (['queued', 'refused', 'signed-out', 'unconfirmed'].includes(state)) {
       item.actions.append(item.remove);
     }
   }
@@ -217,6 +223,17 @@ export class UploadQueue {
       const body = xhr.response;
       item.loaded = item.total;
       item.progress.value = 100;
+      const [state, message] = describeResponse(xhr.status, body);
+      if (state === 'unconfirmed') {
+        // About the patient, not this photograph: every other one would meet the same answer.
+        // Stop, say so once (on the NHS number), and keep the photograph to send again.
+        item.loaded = 0;
+        item.progress.value = 0;  // a full bar would read as "sent"
+        if (!this.stopped) this.onIdentityMismatch(body.error);
+        this.stopped = true;
+        finish(state, message);
+        return;
+      }
       if (xhr.status >= 400 && body && body.error && body.error.field && body.error.field !== 'file') {
         // A problem with the form, not this photograph: every photograph would be refused alike.
         this.stopped = true;
@@ -224,7 +241,6 @@ export class UploadQueue {
         finish('queued', 'Not sent: correct the problem above, then upload again');
         return;
       }
-      const [state, message] = describeResponse(xhr.status, body);
       item.response = body;
       if (state === 'signed-out') {
         // Every other photograph would meet the same answer: stop, and say so once.

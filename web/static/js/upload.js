@@ -39,10 +39,14 @@ const REWORDED = {
   'Date of birth is in the future': 'Date of birth must be today or in the past',
   'Date of birth is before 1880': 'Date of birth must be in 1880 or later',
 };
+// An identity mismatch tells a program to send confirm_identity=true; the page has a box to tick.
+const CONFIRM_FIELD = /\bsend confirm_identity=\w+(?: to [^.;]*)?/;
+const CONFIRM_INSTEAD = "tick the box “I have checked” under the patient's details, then upload again";
 const SNAKE_FIELDS = new RegExp(`\\b(${Object.keys(LABELS).filter((n) => n.includes('_')).join('|')})\\b`, 'g');
 
 function pageMessage(message) {
   const labelInside = (label) => (label.slice(0, 2) === label.slice(0, 2).toUpperCase() ? label : label.charAt(0).toLowerCase() + label.slice(1));
+  message = message.replace(CONFIRM_FIELD, CONFIRM_INSTEAD);
   const space = message.indexOf(' ');
   const first = space < 0 ? message : message.slice(0, space);
   let text = Object.hasOwn(LABELS, first) ? LABELS[first] + message.slice(first.length) : message;
@@ -67,7 +71,30 @@ if (dropStatus) dropStatus.after(' ');
 // --- the patient -------------------------------------------------------------------------
 let lookedUp = '';
 let lookup = null;
+let found = null;  // the patient the NHS number was found for, and how many boxes were filled in
 
+// A name as a person reads it, as the service compares them (repository/identity.py): case,
+// accents, spaces, hyphens and apostrophes do not count.
+function nameKey(text) {
+  return (text || '').toLowerCase().normalize('NFKD').replace(/[^\p{L}\p{N}]/gu, '');
+}
+
+// The details typed that differ from the patient's record, compared as the service compares
+// them: a first name, a date of birth or a sex (female or male) only when both sides have one.
+function typedDifferences(patient) {
+  const typed = (name) => form.querySelector(`[name="${name}"]`).value.trim();
+  const differ = [];
+  if (typed('family_name') && nameKey(typed('family_name')) !== nameKey(patient.name.family)) differ.push('family_name');
+  if (typed('given_name') && patient.name.given && nameKey(typed('given_name')) !== nameKey(patient.name.given)) differ.push('given_name');
+  const parts = ['year', 'month', 'day'].map((p) => Number(typed(`birth_date[${p}]`)));
+  if (patient.birth_date && parts.every(Boolean) && parts.join('-') !== patient.birth_date.split('-').map(Number).join('-')) differ.push('birth_date');
+  const sex = (form.querySelector('input[name="sex"]:checked') || {}).value;
+  if (['F', 'M'].includes(sex) && ['F', 'M'].includes(patient.sex) && sex !== patient.sex) differ.push('sex');
+  return differ;
+}
+
+// Fill the patient's details from their record where nothing is typed (what was typed is left
+// as it is, even when it differs from the record). Returns how many boxes it filled.
 function prefill(patient) {
   const values = {
     family_name: patient.name.family,
@@ -77,18 +104,34 @@ function prefill(patient) {
     const [year, month, day] = patient.birth_date.split('-');
     Object.assign(values, { 'birth_date[day]': String(Number(day)), 'birth_date[month]': String(Number(month)), 'birth_date[year]': year });
   }
+  let filled = 0;
   for (const [name, value] of Object.entries(values)) {
     const input = form.querySelector(`[name="${name}"]`);
     // Fill what is empty or was filled by us for another patient; never overwrite typing.
     if (input && (!input.value || input.dataset.prefilled === input.value)) {
       input.value = value || '';
       input.dataset.prefilled = input.value;
+      if (input.value) filled += 1;
     }
   }
   if (patient.sex) {
     const radio = form.querySelector(`input[name="sex"][value="${patient.sex}"]`);
-    if (radio && !form.querySelector('input[name="sex"]:checked')) radio.checked = true;
+    if (radio && !form.querySelector('input[name="sex"]:checked')) {
+      radio.checked = true;
+      filled += 1;
+    }
   }
+  return filled;
+}
+
+// What the lookup did, truthfully: the typed details are never overwritten, so when they differ
+// from the record the page says so rather than that the record's details were filled in.
+function foundStatus(patient, { filled, differ }) {
+  const heading = `Patient found: ${[patient.name.given, patient.name.family].filter(Boolean).join(' ')}.`;
+  if (differ.length) {
+    return `${heading} The details typed below differ from this patient's record: check the NHS number.${filled ? ' Empty boxes were filled in from the record.' : ''}`;
+  }
+  return `${heading} ${filled ? 'Their details are filled in below.' : "The details typed below match this patient's record."}`;
 }
 
 function clearPrefilled() {
@@ -99,8 +142,27 @@ function clearPrefilled() {
   }
 }
 
+// The box confirming that the patient's details have changed: offered only once the service
+// has found that they differ from those held for the NHS number (never before, and never
+// ticked by the page: a box always there would be ticked out of habit), and taken away when the
+// NHS number changes or photographs have been stored under the details.
+const confirmSlot = document.getElementById('confirm-identity-slot');
+const confirmTemplate = document.getElementById('confirm-identity-template');
+let confirmFor = confirmSlot.children.length ? checkNhsNumber(nhsInput.value, { allowTestNumbers }).id : '';
+
+function offerConfirmIdentity(id) {
+  if (!confirmSlot.children.length) confirmSlot.replaceChildren(confirmTemplate.content.cloneNode(true));
+  confirmFor = id;
+}
+
+function withdrawConfirmIdentity() {
+  confirmSlot.replaceChildren();
+  confirmFor = '';
+}
+
 async function findPatient(id) {
   if (lookup) lookup.abort();
+  found = null;
   lookup = new AbortController();
   nhsStatus.textContent = 'Looking for this patient’s photographs…';
   try {
@@ -110,9 +172,10 @@ async function findPatient(id) {
     const images = body.studies.flatMap((s) => s.instances);
     renderHistory(history, id, body.total, images);
     if (images.length) {
-      prefill(images[0].patient);
-      nhsStatus.textContent = `Patient found: ${images[0].patient.name.given} ${images[0].patient.name.family}. Their details are filled in below.`;
+      found = { patient: images[0].patient, filled: prefill(images[0].patient) };
+      nhsStatus.textContent = foundStatus(found.patient, { filled: found.filled, differ: typedDifferences(found.patient) });
     } else {
+      found = null;
       clearPrefilled();
       nhsStatus.textContent = 'A valid NHS number.';  // the history below says there is nothing yet
     }
@@ -123,13 +186,24 @@ async function findPatient(id) {
   }
 }
 
+// The status follows the details as they are edited: it must not say that they match (or
+// differ) once they no longer do.
+function updateFoundStatus() {
+  if (found) nhsStatus.textContent = foundStatus(found.patient, { filled: found.filled, differ: typedDifferences(found.patient) });
+}
+for (const name of [...DEMOGRAPHICS, 'sex']) {
+  form.querySelectorAll(`[name="${name}"]`).forEach((input) => input.addEventListener('change', updateFoundStatus));
+}
+
 function checkNhs({ final = false } = {}) {
   const result = checkNhsNumber(nhsInput.value, { allowTestNumbers });
+  if (confirmFor && result.id !== confirmFor) withdrawConfirmIdentity();  // it was about another number
   if (result.ok) {
-    clearFieldError('nhs_number');
+    if (!confirmFor) clearFieldError('nhs_number');  // an identity mismatch stands until the number changes
     if (result.id !== lookedUp) findPatient(result.id);
   } else {
     lookedUp = '';
+    found = null;
     history.replaceChildren();
     nhsStatus.textContent = '';
     if (result.complete || (final && nhsInput.value.trim())) setFieldError('nhs_number', 'nhs_number', result.message);
@@ -216,6 +290,10 @@ const queue = new UploadQueue({
   onFieldError(error) {
     showErrors([{ field: error.field, text: pageMessage(error.message) }]);
   },
+  onIdentityMismatch(error) {
+    showErrors([{ field: 'nhs_number', text: pageMessage(error.message) }]);
+    offerConfirmIdentity(checkNhsNumber(nhsInput.value, { allowTestNumbers }).id);
+  },
   onSignedOut() {
     showErrors([{ field: 'file', text: 'You were signed out, or signed in again in another tab. Sign in again in a new tab if asked, then press Upload photographs: the photographs not yet stored are kept and will be sent.' }]);
   },
@@ -229,12 +307,16 @@ const queue = new UploadQueue({
     const refused = count('refused');
     const notStored = count('interrupted') + count('failed');
     const signedOut = count('signed-out');
+    const unconfirmed = count('unconfirmed');
+    // Stored under the details given (confirmed, or no longer different): the box is done with.
+    if ((stored || existing) && !unconfirmed) withdrawConfirmIdentity();
     const parts = [];
     if (stored) parts.push(`${stored} stored`);
     if (existing) parts.push(`${existing} already stored`);
     if (refused) parts.push(`${refused} refused`);
     if (notStored) parts.push(`${notStored} not stored (retry)`);
     if (signedOut) parts.push(`${signedOut} not sent (sign in again)`);
+    if (unconfirmed) parts.push(`${unconfirmed} not sent (check the patient's details)`);
     if (!parts.length) return;
     const heading = document.createElement('h2');
     heading.className = 'nhsuk-heading-m';
