@@ -14,6 +14,7 @@ from web.errors import install_error_handlers
 from web.limits import BodySizeLimit
 from web.observability import configure_logging, install_observability
 from web.pages import router as pages_router
+from web.pages.context import install_page_errors
 from web.routes import governance, health, images, instances, reference, search
 from web.services import Services
 
@@ -57,5 +58,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.include_router(extra.router)
     app.include_router(dicomweb_router)
     app.include_router(pages_router)
+    install_page_errors(app)
     install_observability(app)  # request IDs, metrics and the access log (outermost); /metrics
     return app

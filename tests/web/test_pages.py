@@ -165,3 +165,20 @@ def test_without_javascript_other_details_for_the_nhs_number_offer_a_confirmatio
     assert confirmed.status_code == 200, _summary(confirmed.text)
     assert "Photographs stored" in confirmed.text
     assert client.get("/api/v1/search").json()["total"] == 2
+
+
+def test_a_page_asked_for_wrongly_is_an_error_page_not_json(client):
+    response = client.get("/compare", headers={"Accept": "text/html"})  # no left photograph
+    assert response.status_code == 400 and response.headers["content-type"].startswith("text/html")
+    assert "left" in response.text and '"error"' not in response.text
+    too_long = client.get("/search", params={"by": "name", "family_name": "x" * 65}, headers={"Accept": "text/html"})
+    assert too_long.status_code == 400 and too_long.headers["content-type"].startswith("text/html")
+
+
+def test_an_address_with_no_page_is_the_not_found_page_for_a_browser_and_json_for_the_api(client):
+    page = client.get("/no-such-page", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "Not found" in page.text
+    api = client.get("/api/v1/no-such-route", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.json()["error"]["code"] == "http_error"
+    assert client.get("/no-such-page").json()["error"]["code"] == "http_error"  # no text/html: a program

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from repository.catalogue import Catalogue
-from repository.errors import BackendUnavailable, OlogiesError, Unauthenticated
+from repository.errors import BackendUnavailable, NotFound, OlogiesError, QueryError, Unauthenticated
 from repository.guard import Caller
 from search.query import InstanceQuery, SearchPage
 from web.auth import get_caller
@@ -87,9 +88,40 @@ class PageRoute(APIRoute):
                 return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
             except OlogiesError as exc:
                 return render_error(request, exc)
+            except RequestValidationError as exc:  # a page's query or form, not its data: say so on a page
+                return render_error(request, _as_query_error(exc))
 
         return page_handler
 
 
+def _as_query_error(exc: RequestValidationError) -> QueryError:
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")) or None
+    reason = str(first.get("msg", "invalid")).rstrip(".").lower()
+    what = f"“{field}” in this page's address is missing or wrong ({reason})" if field else "this page's address is wrong"
+    return QueryError(what, field=field)
+
+
 def page_router() -> APIRouter:
     return APIRouter(route_class=PageRoute, include_in_schema=False, default_response_class=HTMLResponse)
+
+
+_NOT_PAGES = ("/api/", "/dicomweb", "/metrics", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/static/")
+
+
+def install_page_errors(app: FastAPI) -> None:
+    """A browser that asks for an address with no page gets the "Not found" page, not the API's
+    JSON body; API, DICOMweb and other machine routes keep their JSON."""
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from web.errors import http_error
+
+    async def not_found_page(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        if (exc.status_code == 404 and request.method in ("GET", "HEAD") and not path.startswith(_NOT_PAGES)
+                and "text/html" in request.headers.get("accept", "")):  # fmt: skip
+            return render_error(request, NotFound("there is no page at this address"))
+        return await http_error(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, not_found_page)
