@@ -83,7 +83,7 @@ class Ingestor:
         context = self.parse_context(fields)
         if not files:
             raise InvalidInput("at least one file is required", field="file")
-        check_identity(self.repository.index, context.patient, context.trust.ods, fields)
+        check_identity(self.repository.index, context.patient, context.trust.ods, fields, trust_name=context.trust.name)
         if len(files) > self.settings.max_files_per_upload:
             raise PayloadTooLarge(f"at most {self.settings.max_files_per_upload} files per upload", field="file")
         digests = [self._digest(f) for f in files]

@@ -61,7 +61,9 @@ def _describe(held: Mapping[str, object]) -> str:
     return f"{family.upper()}, {given.split('^')[0]}{born}{sex}"
 
 
-def check_identity(index: SearchIndex, patient: PatientIdentity, trust: str, fields: Mapping[str, str | None]) -> None:
+def check_identity(
+    index: SearchIndex, patient: PatientIdentity, trust: str, fields: Mapping[str, str | None], *, trust_name: str = "",
+) -> None:
     """Raise ``IdentityMismatch`` unless the upload's patient agrees with a record the trust holds
     for that NHS number (the newest, or, after a confirmed change, an earlier one: old and new
     details are both the patient's), or the caller confirms the change. Only the uploading
@@ -86,7 +88,7 @@ def check_identity(index: SearchIndex, patient: PatientIdentity, trust: str, fie
         return
     held = newest.items[0]
     raise IdentityMismatch(
-        f"NHS number {patient.patient_id} is held at {trust} for {_describe(held)}; this upload gives "
+        f"NHS number {patient.patient_id} is held at {trust_name or trust} for {_describe(held)}; this upload gives "
         f"a different {', '.join(differences(held, patient))}. Check the patient's identity: a wrong "
         f"NHS number files photographs in another patient's record. If the patient's details have "
         f"changed, send {CONFIRM_FIELD}=true to file them under the details given.",
