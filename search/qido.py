@@ -124,6 +124,7 @@ DEFAULT_RETURN: dict[Level, tuple[str, ...]] = {
 _LEVEL_RANK = {"study": 0, "series": 1, "instance": 2}
 _STUDY_AGGREGATES = frozenset({"ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"})
 _SERIES_AGGREGATES = frozenset({"NumberOfSeriesRelatedInstances"})
+_AGGREGATES: dict[Level, frozenset[str]] = {"study": _STUDY_AGGREGATES, "series": _SERIES_AGGREGATES, "instance": frozenset()}
 _HEX_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 _TM = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _DT = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
@@ -260,8 +261,8 @@ def _returns(level: Level, includes: list[str], include_all: bool, *, within_stu
         keywords += [a.keyword for a in attributes_at(level)]
     keywords += includes
     # Counts and ModalitiesInStudy describe a whole study (series): only its own level has them.
-    aggregate = {"study": _STUDY_AGGREGATES, "series": _SERIES_AGGREGATES}
-    dropped = set().union(*(v for k, v in aggregate.items() if k != level))
+    # (includefield=all at a lower level leaves them out; naming one there is refused: _check_level.)
+    dropped = set().union(*(v for k, v in _AGGREGATES.items() if k != level))
     return tuple(k for k in dict.fromkeys(keywords) if k not in dropped)
 
 
@@ -269,6 +270,15 @@ def _check_level(attribute: Attribute, level: Level, key: str) -> None:
     if _LEVEL_RANK[attribute.level] > _LEVEL_RANK[level]:
         raise QueryError(
             f"{attribute.keyword} is a {attribute.level}-level attribute: it cannot be used in a {level}-level search",
+            field=key,
+        )
+    if attribute.level != level and attribute.keyword in _AGGREGATES[attribute.level]:
+        # Counts and ModalitiesInStudy describe a whole study (series) and are computed only in
+        # a search at that level: neither returned nor matched by value in one below it (where
+        # ModalitiesInStudy would match the series' own Modality), so refused, not ignored.
+        raise QueryError(
+            f"{attribute.keyword} describes a whole {attribute.level}: it is returned and matched in a "
+            f"{attribute.level}-level search only, not in a {level}-level one",
             field=key,
         )
 

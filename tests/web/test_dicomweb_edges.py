@@ -49,6 +49,39 @@ def test_retrieve_url_cannot_be_matched(client, photo):
     assert response.status_code == 400 and "returned but not matched" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "path, keyword",
+    [
+        ("/series?includefield=NumberOfStudyRelatedInstances", "NumberOfStudyRelatedInstances"),
+        ("/series?includefield=00201206", "NumberOfStudyRelatedSeries"),
+        ("/series?includefield=ModalitiesInStudy", "ModalitiesInStudy"),
+        ("/instances?includefield=NumberOfStudyRelatedInstances", "NumberOfStudyRelatedInstances"),
+        ("/instances?includefield=NumberOfSeriesRelatedInstances", "NumberOfSeriesRelatedInstances"),
+        ("/studies/{study}/instances?includefield=NumberOfSeriesRelatedInstances", "NumberOfSeriesRelatedInstances"),
+        ("/series?NumberOfStudyRelatedSeries=", "NumberOfStudyRelatedSeries"),  # an empty value asks for it too
+        ("/series?ModalitiesInStudy=XC", "ModalitiesInStudy"),
+        ("/studies/{study}/series?ModalitiesInStudy=XC", "ModalitiesInStudy"),
+        ("/instances?ModalitiesInStudy=XC", "ModalitiesInStudy"),
+    ],
+)
+def test_a_study_or_series_aggregate_below_its_level_is_400(client, photo, path, keyword):
+    """Counts and ModalitiesInStudy are computed for a whole study (series) only in a search at
+    that level: below it they were dropped silently (or ModalitiesInStudy matched the series'
+    own Modality), so asking for them is refused, naming the key and the level."""
+    response = client.get("/dicomweb" + path.format(study=photo.StudyInstanceUID), headers={"Accept": JSON})
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    level = {"series": "series", "instances": "instance"}[path.split("?")[0].rsplit("/", 1)[-1]]
+    assert message.startswith(f"{keyword} describes a whole") and f"not in a {level}-level" in message, message
+
+
+def test_aggregates_at_their_own_level_and_includefield_all_below_it(client, photo):
+    (study,) = qido(client, f"/studies?PatientID={NHS_B}&includefield=NumberOfStudyRelatedInstances&ModalitiesInStudy=XC")
+    assert values(study, "00201208") == [1]
+    (series,) = qido(client, f"/series?PatientID={NHS_B}&includefield=NumberOfSeriesRelatedInstances&includefield=all")
+    assert values(series, "00201209") == [1] and "00201208" not in series  # all: what the level has
+
+
 @pytest.mark.parametrize("frame", ["x", "1.5", "1,2", "-"])
 def test_a_rendered_frame_that_is_not_one_frame_number_is_400(client, photo, frame):
     """400 as for /frames/x (PS3.18 8.6), not FastAPI's 422."""
