@@ -27,8 +27,11 @@ def test_upload_without_javascript(plain, live_server, tmp_path):  # type: ignor
     seed_images(live_server, nhs, [{"taken": "2024:04:04 12:00:00"}], tmp_path)
     plain.goto("/upload")
     plain.fill("#nhs_number", nhs)
-    plain.click("text=Find patient")  # a GET of the same page, with the patient's images
+    plain.fill("#description", "Graft site, day 5")
+    plain.click("text=Find patient")  # posted: the page again, with the patient's images
     expect(plain.locator("#history img")).to_have_count(1)
+    assert nhs not in plain.url and "Graft" not in plain.url  # never in the address or history
+    assert plain.input_value("#description") == "Graft site, day 5"  # what was typed is kept
     assert plain.input_value("#family_name") == "Ní Bhriain"
     assert plain.input_value("#birth_date-year") == "1961"
 

@@ -82,6 +82,31 @@ def upload_form(page: PageDep, nhs_number: str = Query("", max_length=64)) -> Re
     return _render_form(page, values, errors, history)
 
 
+@router.post("/upload/find")
+async def upload_find(page: PageDep) -> Response:
+    """"Find patient" without JavaScript: the form is posted, not sent as a query, so that the
+    patient's details typed so far never go into the address bar, the browser's history or a
+    proxy's log. Shows the form again with the patient's latest images and details; any file
+    chosen already is discarded (it is chosen again for the upload)."""
+    settings = page.services.settings
+    spool = Path(tempfile.mkdtemp(prefix="ologies-page-find-", dir=settings.spool_dir))
+    try:
+        received = await receive_form(page.request, spool, max_file_bytes=settings.max_file_bytes, max_files=settings.max_files_per_upload)
+    finally:
+        await run_in_threadpool(shutil.rmtree, spool, True)
+    form = received.fields
+    errors = forms.FormErrors()
+    values: dict[str, Any] = {name: form.get(name) or "" for name in FORM_FIELDS}
+    values["birth_date_parts"] = {p: form.get(f"birth_date[{p}]") or "" for p in ("day", "month", "year")}
+    if not any(values["birth_date_parts"].values()):
+        values.pop("birth_date_parts")  # nothing typed: the record's date may be filled in
+    nhs_number = str(values.get("nhs_number") or "")
+    history = _history(page, nhs_number, values, errors) if nhs_number else None
+    if not nhs_number:
+        errors.add("nhs_number", forms.REQUIRED["nhs_number"])
+    return _render_form(page, values, errors, history)
+
+
 @router.post("/upload")
 async def upload_submit(page: PageDep) -> Response:
     settings = page.services.settings
