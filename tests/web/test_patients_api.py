@@ -158,3 +158,14 @@ def test_video_over_4_gb_takes_several_fragments(tmp_path):
     reader = SpanReader(store, "v.dcm", stream.spans)
     assert reader.read() == captured.mp4_path.read_bytes()
     assert dciodvfy_errors(tmp_path / "v.dcm") == []
+
+
+def test_another_trust_may_not_reconcile_a_temporary_identifier(app, client, emergency):
+    from tests.conftest import api_key
+
+    for role in ("information-governance", "clinician"):
+        client.headers["Authorization"] = f"Bearer {api_key(app, role=role, trust='RBN')}"
+        refused = client.post(f"/api/v1/patients/{TMP}/reconcile", json=IDENTITY)
+        assert refused.status_code in (403, 404) and NHS_A not in refused.text
+    client.headers["Authorization"] = f"Bearer {api_key(app, role='information-governance', trust='REM')}"
+    assert client.post(f"/api/v1/patients/{TMP}/reconcile", json=IDENTITY).status_code == 200

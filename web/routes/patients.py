@@ -8,7 +8,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from repository.access import Action
+from repository.access import Action, RoleValues
+from repository.audit import OUTCOME_MINOR_FAILURE
+from repository.errors import NotFound
 from repository.patients import normalise_patient_id
 from repository.reconcile import PatientIdentity, reconcile_patient
 from search.query import InstanceQuery
@@ -33,6 +35,13 @@ async def reconcile(temporary_id: str, body: ReconcileRequest, services: Service
     the objects are rewritten (UIDs kept), re-indexed, and the change is audited."""
     guard = services.guard
     guard.require(caller, Action.CHANGE, patient_ids=[temporary_id.upper()])
+    # TMP-<ODS>-<reference> is the trust's own identifier: only that trust (or an administrator)
+    # links it to an NHS number; to another trust it is "not found", as its images are.
+    parts = temporary_id.upper().split("-")
+    if caller.principal.role is not RoleValues.ADMIN and (len(parts) < 3 or parts[1] != caller.principal.trust):
+        guard.record(caller, "denied", outcome=OUTCOME_MINOR_FAILURE, patient_ids=[temporary_id.upper()],
+                     detail="reconcile of another trust's temporary identifier")  # fmt: skip
+        raise NotFound(f"no images are stored under {temporary_id.upper()}")
     identity = PatientIdentity.parse(
         nhs_number=body.nhs_number, family_name=body.family_name, given_name=body.given_name,
         birth_date=body.birth_date, sex=body.sex, allow_test_numbers=bool(services.settings.allow_test_nhs_numbers),
