@@ -9,6 +9,7 @@ The stored DICOM object stays the record: a consent change is written into the o
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import io
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pydicom import Dataset, dcmwrite
+from pydicom._uid_dict import UID_dictionary
+from pydicom.dataelem import DataElement
 
 from repository import keys
 from repository.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -93,16 +96,14 @@ def deidentify(ds: Dataset, *, salt: str) -> Dataset:
     emptied, UIDs replaced consistently (hash of the old UID and a per-export salt), private
     elements removed. The pixels are unchanged: a photograph may still show a face or a tattoo,
     which is why only images consented for teaching are ever exported."""
-    out = ds.copy()
+    out = copy.deepcopy(ds)  # Dataset.copy() shares the elements: editing it edited the original
     for keyword in _REMOVE:
         if keyword in out:
             del out[keyword]
     for keyword in _TYPE2_EMPTY:
         setattr(out, keyword, "")
     out.remove_private_tags()
-    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-        if keyword in out:
-            setattr(out, keyword, uid_from("deid", salt, str(out[keyword].value)))
+    _replace_uids(out, salt)
     out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
     out.PatientIdentityRemoved = "YES"
     out.DeidentificationMethod = "PS3.15 Basic Profile; Retain Device Identity Option"
@@ -111,6 +112,22 @@ def deidentify(ds: Dataset, *, salt: str) -> Dataset:
     out.DeidentificationMethodCodeSequence = [method]
     out.BurnedInAnnotation = out.get("BurnedInAnnotation", "NO") or "NO"
     return out
+
+
+def _replace_uids(ds: Dataset, salt: str) -> None:
+    """Every UID that identifies something (study, series, instance, frame of reference, the
+    references to them in sequences) replaced consistently, as the Basic Profile does without
+    the Retain UIDs option (PS3.15 E.1-1, "U"); a UID the standard defines (an SOP class, a
+    transfer syntax, a coding scheme) names no patient and is kept."""
+
+    def replace(dataset: Dataset, element: DataElement) -> None:
+        if element.VR != "UI" or not element.value:
+            return
+        values = element.value if element.VM > 1 else [element.value]
+        new = [v if str(v) in UID_dictionary else uid_from("deid", salt, str(v)) for v in values]
+        element.value = new if element.VM > 1 else new[0]
+
+    ds.walk(replace)
 
 
 @dataclass

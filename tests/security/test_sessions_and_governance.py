@@ -235,3 +235,27 @@ def test_retention_runs_from_when_an_image_was_added_not_from_its_capture_date(w
     assert retention["retain_until"] > f"{dt.date.today().year + 7}"
     asked = world.client.post(f"/api/v1/patients/{NHS_B}/deletion-requests", json={"reason": "Retention period over"}, headers=ig)
     assert asked.status_code == 409 and "must be kept until" in asked.json()["error"]["message"]
+
+
+def test_deidentify_replaces_every_identifying_uid_consistently_and_leaves_the_original_alone():
+    from pydicom import Dataset
+    from pydicom.dataset import FileMetaDataset
+
+    from repository.governance import deidentify
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"
+    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "2.25.11", "2.25.12", "2.25.13"
+    ds.FrameOfReferenceUID = "2.25.14"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.77.1.4", "2.25.99"
+    ds.ReferencedImageSequence = [ref]
+    ds.PatientID, ds.PatientName = NHS_A, "O'Brien-Jones^Siân"
+    first, again = deidentify(ds, salt="s"), deidentify(ds, salt="s")
+    assert ds.PatientID == NHS_A and ds.SOPInstanceUID == "2.25.11"  # the original is untouched
+    assert first.SOPClassUID == ds.SOPClassUID and first.ReferencedImageSequence[0].ReferencedSOPClassUID == ds.SOPClassUID
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+        assert first[keyword].value != ds[keyword].value and first[keyword].value == again[keyword].value
+    assert first.ReferencedImageSequence[0].ReferencedSOPInstanceUID not in ("2.25.99", "")
+    assert first.file_meta.MediaStorageSOPInstanceUID == first.SOPInstanceUID
