@@ -106,3 +106,14 @@ def test_retrieve_series_metadata_frames_and_rendered(client, sent):
     assert max(Image.open(io.BytesIO(rendered)).size) <= 100
     (bulk,) = client.retrieve_bulkdata(metadata["7FE00010"]["BulkDataURI"], media_types=(("image/jpeg", JPEG_BASELINE),))
     assert bulk == frame
+
+
+def test_retrieve_bulkdata_of_a_native_instance(client, sent):
+    """retrieve_bulkdata asks for multipart/related; type="*/*" by default, or
+    type="application/octet-stream" (the standard's default for bulk data)."""
+    native = sent[2]
+    metadata = client.retrieve_instance_metadata(native.StudyInstanceUID, native.SeriesInstanceUID, native.SOPInstanceUID)
+    uri = metadata["7FE00010"]["BulkDataURI"]
+    assert client.retrieve_bulkdata(uri) == [native.PixelData]
+    assert client.retrieve_bulkdata(uri, media_types=("application/octet-stream",)) == [native.PixelData]
+    assert list(client.iter_bulkdata(uri, media_types=(("application/octet-stream", "1.2.840.10008.1.2.1"),))) == [native.PixelData]

@@ -34,6 +34,44 @@ def test_frames_of_an_instance_without_pixel_data_are_404(client):
         assert "no pixel data" in response.json()["error"]["message"]
 
 
+OCTET = 'multipart/related; type="application/octet-stream"'
+
+
+@pytest.mark.parametrize("accept", [OCTET, 'multipart/related; type="*/*"', "multipart/related", "multipart/*",
+                                    f"{OCTET}; transfer-syntax={dcm.EXPLICIT_VR_LE}", f"{OCTET}; transfer-syntax=*"])  # fmt: skip
+def test_native_bulk_data_as_multipart_related(client, accept):
+    """PS3.18 8.7.3: multipart/related; type="application/octet-stream" is the bulk data default
+    (dicomweb-client sends it, or type="*/*"): one part, for native Pixel Data and for any other
+    binary value; a Range is not applied to it (the whole value, 200)."""
+    icc = bytes(range(256)) * 8  # over 1 KiB: metadata gives it a BulkDataURI
+    ds = dicomgen.photo_dataset(native=True, ICCProfile=icc)
+    assert stow(client, [dicomgen.part10(ds)]).status_code == 200
+    (meta,) = client.get(instance_url(ds) + "/metadata", headers={"Accept": JSON}).json()
+    for tag, value in (("7FE00010", ds.PixelData), ("00282000", icc)):
+        url = meta[tag]["BulkDataURI"]
+        assert url.endswith(instance_url(ds) + f"/bulkdata/{tag}")
+        for headers in ({"Accept": accept}, {"Accept": accept, "Range": "bytes=10-19"}):
+            response = client.get(url, headers=headers)
+            assert response.status_code == 200, (tag, headers, response.text)
+            assert response.headers["content-type"].startswith('multipart/related; type="application/octet-stream"')
+            ((part, body),) = parse_multipart(response)
+            assert body == value and part["content-type"].startswith("application/octet-stream")
+            assert part["content-location"] == url
+        # the single-part value, with byte ranges, as before
+        single = client.get(url, headers={"Accept": "application/octet-stream", "Range": "bytes=10-19"})
+        assert single.status_code == 206 and single.content == value[10:20]
+
+
+@pytest.mark.parametrize("accept", [f"{OCTET}; transfer-syntax={dcm.JPEG_BASELINE}", 'multipart/related; type="image/jpeg"',
+                                    "image/jpeg", "text/plain"])  # fmt: skip
+def test_native_bulk_data_in_another_form_is_406(client, accept):
+    ds = dicomgen.photo_dataset(native=True)
+    assert stow(client, [dicomgen.part10(ds)]).status_code == 200
+    response = client.get(instance_url(ds) + "/bulkdata/7FE00010", headers={"Accept": accept})
+    assert response.status_code == 406, response.headers
+    assert "multipart/related" in response.json()["error"]["message"]
+
+
 # -- QIDO-RS --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("level", ["/studies", "/series", "/instances"])
 @pytest.mark.parametrize("name", ["RetrieveURL", "00081190"])

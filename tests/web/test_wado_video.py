@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from tests import mediagen
 from tests.conftest import api_key, patient_fields
+from tests.web.test_dicomweb import parse_multipart
 
 JSON = "application/dicom+json"
 
@@ -43,6 +44,15 @@ def test_video_pixel_data_is_the_mp4_streamed_with_ranges(app, client, services,
         refused = client.get(bulk, headers={"Accept": accept})
         assert refused.status_code == 406 and "video/mp4" in refused.json()["error"]["message"]
     assert client.get(bulk, headers={"Accept": "application/octet-stream, video/*;q=0.5"}).content == mp4
+    # the one part of multipart/related (dicomweb-client's retrieve_bulkdata), whole whatever the range
+    for accept in ('multipart/related; type="video/mp4"', 'multipart/related; type="*/*"'):
+        related = client.get(bulk, headers={"Accept": accept, "Range": "bytes=100-199"})
+        assert related.status_code == 200, related.text
+        assert related.headers["content-type"].startswith('multipart/related; type="video/mp4"')
+        ((part, body),) = parse_multipart(related)
+        assert body == mp4 and part["content-type"].startswith("video/mp4") and part["content-location"].endswith(bulk)
+    for accept in ('multipart/related; type="application/octet-stream"', "multipart/related"):
+        assert client.get(bulk, headers={"Accept": accept}).status_code == 406  # the default is no MP4
     # another trust's clinician: not found, whatever the range
     other = TestClient(app, headers={"Authorization": f"Bearer {api_key(app, role='clinician', trust='RBN')}"})
     assert other.get(bulk, headers={"Range": "bytes=100-199"}).status_code == 404
@@ -58,6 +68,9 @@ def test_frames_of_a_video_are_its_stream_and_later_frames_are_not_rendered(clie
     frames = client.get(f"{base}/frames/1", headers={"Accept": "video/mp4"})
     assert frames.status_code == 200, frames.text
     assert frames.headers["content-type"].startswith("video/mp4") and frames.content == whole
+    related = client.get(f"{base}/frames/1", headers={"Accept": 'multipart/related; type="video/mp4"'})
+    ((part, body),) = parse_multipart(related)
+    assert body == whole and part["content-location"].endswith(f"{base}/frames/1")
     assert client.get(f"{base}/frames/1", headers={"Accept": "application/octet-stream"}).status_code == 406
     assert client.get(f"{base}/frames/0").status_code == 404  # as for an image: no such frame
     later = client.get(f"{base}/frames/2/rendered", headers={"Accept": "image/jpeg"})

@@ -150,14 +150,50 @@ def rendered_media(header: str | None) -> str:
     raise NotAcceptable("rendered images are available as image/jpeg or image/png")
 
 
-def video_media(header: str | None, stored_ts: str) -> str:
-    """Negotiate a video's Pixel Data bulk data: the video itself, in its own media type.
+def bulk_media(header: str | None) -> bool:
+    """Negotiate bulk data other than encapsulated Pixel Data (native Pixel Data, and every
+    other binary value): whether to send it as one part of ``multipart/related`` (True) rather
+    than as a single-part ``application/octet-stream`` body (False).
+
+    ``multipart/related; type="application/octet-stream"`` is the standard's default for bulk
+    data (PS3.18 8.7.3, what dicomweb-client asks for), ``type="*/*"`` and ``multipart/*`` are
+    answered the same way; ``application/octet-stream`` (or ``*/*``, or no Accept) is the single
+    value, with byte ranges. The values are little endian as stored (Explicit VR Little Endian):
+    nothing is encoded, so a range naming another transfer syntax is passed over (406 if none is
+    left).
+    """
+    for r in parse_accept(header):
+        if r.transfer_syntax not in (None, "*", EXPLICIT_VR_LE):
+            continue
+        if r.media_type in ("application/octet-stream", "application/*", "*/*"):
+            return False
+        if r.media_type == "multipart/*" or (r.media_type == "multipart/related" and r.part_type in ("", "application/octet-stream", "*/*")):
+            return True
+    raise NotAcceptable(
+        'bulk data is available as application/octet-stream or multipart/related; type="application/octet-stream" '
+        f"(transfer syntax {EXPLICIT_VR_LE}, as stored; this server does not transcode)"
+    )
+
+
+def video_media(header: str | None, stored_ts: str) -> tuple[str, bool]:
+    """Negotiate a video's Pixel Data bulk data: the video itself, in its own media type, as a
+    single-part body (with byte ranges) or, for ``multipart/related; type="video/mp4"`` (or
+    ``type="*/*"``, ``"video/*"``), as the one part of a multipart body. Returns (media type,
+    multipart?).
 
     The MP4 is all there is to offer (the encapsulated value, item tags and all, is no use to a
-    client), so ``application/octet-stream`` alone is refused rather than answered with MP4.
+    client), so ``application/octet-stream`` alone, or as the type of ``multipart/related``
+    (the bulk data default), is refused rather than answered with MP4.
     """
     media = VIDEO_MEDIA_TYPES[stored_ts]
     for r in parse_accept(header):
-        if r.media_type in ("*/*", "video/*", media) and r.transfer_syntax in (None, "*", stored_ts):
-            return media
-    raise NotAcceptable(f"the pixel data of this video is available as {media} only (transfer syntax {stored_ts})")
+        if r.transfer_syntax not in (None, "*", stored_ts):
+            continue
+        if r.media_type in ("*/*", "video/*", media):
+            return media, False
+        if r.media_type == "multipart/related" and r.part_type in ("*/*", "video/*", media):
+            return media, True
+    raise NotAcceptable(
+        f'the pixel data of this video is available as {media} or multipart/related; type="{media}" only '
+        f"(transfer syntax {stored_ts})"
+    )

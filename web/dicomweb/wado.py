@@ -146,10 +146,11 @@ class Wado:
     # -- bulk data -----------------------------------------------------------------------------
     def bulkdata(self, x: Located, path: str, accept: str | None, range_header: str | None) -> Response:
         (doc,) = self.check([x], Action.VIEW, "bulk data", audit=False)
+        location = f"{x.url(self.base)}/bulkdata/{path.strip('/')}"
         if path.strip("/").upper() == "7FE00010":
             ts = self._syntax(x, doc)
             if ts in negotiation.VIDEO_MEDIA_TYPES:
-                return self._video(x, doc, ts, accept, range_header)
+                return self._video(x, doc, ts, accept, range_header, location)
         self.audit([x], [doc], Action.VIEW, "bulk data")
         ds = self._dataset(x)
         elem = _element_at(ds, path)
@@ -158,21 +159,35 @@ class Wado:
             if ts in ENCAPSULATED:
                 frames = list(range(1, int(ds.get("NumberOfFrames", 1) or 1) + 1))
                 return self._frames_response(x, ds, frames, accept)
-        if not negotiation.accepts_any(negotiation.parse_accept(accept), "application/octet-stream"):
-            raise negotiation_error("bulk data is available as application/octet-stream")
-        value = elem.value if isinstance(elem.value, (bytes, bytearray)) else bytes(elem.value or b"")
-        return octet_response(bytes(value), range_header)
+        multipart = negotiation.bulk_media(accept)
+        value = bytes(elem.value if isinstance(elem.value, (bytes, bytearray)) else elem.value or b"")
+        if multipart:
+            # the standard's default: the value as the one part of multipart/related (a Range
+            # is then not applied: the whole value, 200, as RFC 9110 allows)
+            boundary = new_boundary()
+            part = (f"application/octet-stream; transfer-syntax={negotiation.EXPLICIT_VR_LE}", [value], location, len(value))
+            content_type = related_content_type("application/octet-stream", boundary, negotiation.EXPLICIT_VR_LE)
+            return Response(b"".join(stream_parts(boundary, [part])), media_type=content_type, headers={"Cache-Control": PRIVATE})
+        return octet_response(value, range_header)
 
-    def _video(self, x: Located, doc: dict[str, Any], ts: str, accept: str | None, range_header: str | None) -> Response:
+    def _video(self, x: Located, doc: dict[str, Any], ts: str, accept: str | None, range_header: str | None, location: str) -> Response:
         """A video's Pixel Data is the video (PS3.18 8.7.3): its MP4, read from the stored
-        fragments (pad byte excluded) as the playback route reads it, never the whole object."""
-        media = negotiation.video_media(accept, ts)
+        fragments (pad byte excluded) as the playback route reads it, never the whole object;
+        single-part with byte ranges, or the one part of ``multipart/related`` (whole, 200)."""
+        media, multipart = negotiation.video_media(accept, ts)
+        range_header = None if multipart else range_header
         # audited as the playback route is: the request that starts a playback, not each range
         if PLAYBACKS.needs_audit(self.caller.principal.subject, x.sop, range_header):
             self.audit([x], [doc], Action.VIEW, "bulk data")
         store = self.repository.store
         stream = bitstream_spans(store, x.key)
         reader = SpanReader(store, x.key, stream.spans, block=CHUNK)
+        if multipart:
+            boundary = new_boundary()
+            part = (f"{media}; transfer-syntax={ts}", _read_all(reader.read_at, stream.size), location, stream.size)
+            return StreamingResponse(
+                stream_parts(boundary, [part]), media_type=related_content_type(media, boundary, ts), headers={"Cache-Control": PRIVATE},
+            )  # fmt: skip
         return ranged_response(stream.size, reader.read_at, range_header, media_type=media, headers={"Cache-Control": PRIVATE})
 
     # -- frames --------------------------------------------------------------------------------
@@ -183,7 +198,7 @@ class Wado:
             # A video's frames are not separable in its MPEG-4 bitstream: the frames resource
             # answers the stream, as its bulk data does (PS3.18 8.7.3: video media types)
             parse_frames(frame_list, int(doc.get("NumberOfFrames") or 0) or 2**31 - 1)
-            return self._video(x, doc, ts, accept, None)
+            return self._video(x, doc, ts, accept, None, f"{x.url(self.base)}/frames/{frame_list}")
         self.audit([x], [doc], Action.VIEW, "frames")
         ds = self._dataset(x)
         if "PixelData" not in ds or "Rows" not in ds:
@@ -242,10 +257,15 @@ class Wado:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def negotiation_error(message: str) -> Exception:
-    from repository.errors import NotAcceptable
-
-    return NotAcceptable(message)
+def _read_all(read_at: Any, size: int) -> Iterator[bytes]:
+    """``size`` bytes from ``read_at(position, length)``, a chunk at a time."""
+    position = 0
+    while position < size:
+        data = read_at(position, min(CHUNK, size - position))
+        if not data:
+            return  # the store gave less than it said it held: end rather than spin
+        position += len(data)
+        yield data
 
 
 def _chunks(store: Any, key: str) -> Iterator[bytes]:
