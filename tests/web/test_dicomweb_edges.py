@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from pydicom import dcmread
+from pydicom.encaps import encapsulate, generate_frames
 
 from converters import dicom as dcm
-from tests import dicomgen, mediagen
+from tests import dicomgen, imagegen, mediagen
 from tests.conftest import NHS_B
 from tests.web.test_dicomweb import JSON, instance_url, parse_multipart, qido, referenced, related, stow, values
 
@@ -70,6 +72,59 @@ def test_native_bulk_data_in_another_form_is_406(client, accept):
     response = client.get(instance_url(ds) + "/bulkdata/7FE00010", headers={"Accept": accept})
     assert response.status_code == 406, response.headers
     assert "multipart/related" in response.json()["error"]["message"]
+
+
+def multi_frame(client, *, native: bool):  # type: ignore[no-untyped-def]
+    """A stored three-frame Multi-frame True Color Secondary Capture, and its frames' bytes."""
+    pixels = [imagegen.photo(64, 48), imagegen.photo(64, 48)[::-1].copy(), imagegen.photo(64, 48)[:, ::-1].copy()]
+    ds = dicomgen.photo_dataset(pixels=pixels[0], native=native, sop_class="1.2.840.10008.5.1.4.1.1.7.4", Modality="OT")
+    ds.NumberOfFrames = 3
+    frames = [np.ascontiguousarray(p, dtype=np.uint8).tobytes() for p in pixels] if native else [imagegen.jpeg(p) for p in pixels]
+    ds.PixelData = b"".join(frames) if native else encapsulate(frames)
+    assert stow(client, [dicomgen.part10(ds)]).status_code == 200
+    stored = dcmread(io.BytesIO(client.get(instance_url(ds), headers={"Accept": "application/dicom; transfer-syntax=*"}).content))
+    return ds, frames if native else list(generate_frames(stored.PixelData, number_of_frames=3))
+
+
+def test_single_part_dicom_for_several_instances_is_406(client):
+    """RFC 9110 12.5.1: application/dicom holds one instance, so a study or series of several
+    asked for only that way has no acceptable answer (it was sent as multipart/related)."""
+    study = dicomgen.uid()
+    datasets = [dicomgen.photo_dataset(native=True, study_uid=study, series_uid=f"{study}.1") for _ in range(2)]
+    assert stow(client, [dicomgen.part10(d) for d in datasets]).status_code == 200
+    for url in (f"/dicomweb/studies/{study}", f"/dicomweb/studies/{study}/series/{study}.1"):
+        for accept in ("application/dicom", "application/dicom; transfer-syntax=*"):
+            response = client.get(url, headers={"Accept": accept})
+            assert response.status_code == 406, (url, accept, response.headers)
+            assert "2 instances" in response.json()["error"]["message"] and "multipart/related" in response.json()["error"]["message"]
+        either = client.get(url, headers={"Accept": 'application/dicom, multipart/related; type="application/dicom"; q=0.5'})
+        assert either.status_code == 200 and either.headers["content-type"].startswith("multipart/related")
+        assert len(parse_multipart(either)) == 2
+    one = client.get(instance_url(datasets[0]), headers={"Accept": "application/dicom"})
+    assert one.status_code == 200 and one.headers["content-type"] == "application/dicom"
+    assert dcmread(io.BytesIO(one.content)).SOPInstanceUID == datasets[0].SOPInstanceUID
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_single_part_frames_are_one_frame_only(client, native):
+    """A single-part type (image/jpeg, application/octet-stream) is answered with the frame
+    alone; several frames asked for only that way are 406, and multipart/related has them."""
+    ds, frames = multi_frame(client, native=native)
+    single = "application/octet-stream" if native else "image/jpeg"
+    url = instance_url(ds) + "/frames/"
+    one = client.get(url + "2", headers={"Accept": single})
+    assert one.status_code == 200 and one.headers["content-type"].startswith(single) and one.content == frames[1]
+    several = client.get(url + "1,3", headers={"Accept": single})
+    assert several.status_code == 406, several.headers
+    assert "multipart/related" in several.json()["error"]["message"]
+    related = client.get(url + "1,3", headers={"Accept": f'{single}, multipart/related; type="{single}"; q=0.5'})
+    assert [body for _, body in parse_multipart(related)] == [frames[0], frames[2]]
+    if not native:
+        # the bulk data of encapsulated Pixel Data, single-part octet-stream: the frames decoded, one after another
+        whole = client.get(instance_url(ds) + "/bulkdata/7FE00010", headers={"Accept": "application/octet-stream"})
+        assert whole.status_code == 200 and whole.headers["content-type"].startswith("application/octet-stream")
+        assert len(whole.content) == 3 * 64 * 48 * 3
+        assert client.get(instance_url(ds) + "/bulkdata/7FE00010", headers={"Accept": "image/jpeg"}).status_code == 406
 
 
 # -- QIDO-RS --------------------------------------------------------------------------------------

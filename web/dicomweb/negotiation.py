@@ -83,9 +83,12 @@ def instance_syntax(header: str | None, stored: list[str]) -> tuple[str, bool]:
     Returns (``"*"`` or the transfer syntax to send, whether as one ``application/dicom`` part
     rather than ``multipart/related``). No transcoding is done: a request that needs it (the
     default, Explicit VR Little Endian, for a JPEG photograph) is refused with 406, naming
-    ``transfer-syntax=*``. See the conformance statement.
+    ``transfer-syntax=*``. Single-part ``application/dicom`` holds one instance: for several it
+    is passed over (RFC 9110 12.5.1: never answered with a type the client did not accept), and
+    406 if nothing else is acceptable. See the conformance statement.
     """
     ranges = parse_accept(header)
+    several = False
     for r in ranges:
         single = r.media_type == "application/dicom"
         if r.media_type in ("*/*", "multipart/*") or (r.media_type == "multipart/related" and r.part_type in ("", "*/*")):
@@ -94,9 +97,17 @@ def instance_syntax(header: str | None, stored: list[str]) -> tuple[str, bool]:
             continue
         if not single and r.media_type != "multipart/related":
             continue
+        if single and len(stored) > 1:
+            several = True
+            continue
         wanted = r.transfer_syntax or EXPLICIT_VR_LE
         if wanted == "*" or all(ts == wanted for ts in stored):
             return wanted, single
+    if several:
+        raise NotAcceptable(
+            f"these are {len(stored)} instances, and application/dicom holds one: ask for "
+            'multipart/related; type="application/dicom"; transfer-syntax=*, or retrieve each instance'
+        )
     names = ", ".join(sorted(set(stored)))
     raise NotAcceptable(
         f"stored as {names}; this server does not transcode: ask for "
@@ -104,35 +115,52 @@ def instance_syntax(header: str | None, stored: list[str]) -> tuple[str, bool]:
     )
 
 
-def frame_media(header: str | None, stored_ts: str) -> tuple[str, bool]:
-    """Negotiate frames: (part media type, decode to native pixels?).
+def frame_media(header: str | None, stored_ts: str, *, frames: int = 1, whole: bool = False) -> tuple[str, bool, bool]:
+    """Negotiate ``frames`` frames: (media type, decode to native pixels?, single part?).
 
     Compressed frames are served unchanged in their own media type (``image/jpeg`` for JPEG),
     also when ``application/octet-stream`` is asked for with ``transfer-syntax=*``; plain
     ``application/octet-stream`` (the standard's default) decodes them to native pixels. Native
     frames are served as they are, in Explicit VR Little Endian, unless a range names another
     transfer syntax: nothing is encoded, so such a range is passed over (406 if none is left).
+
+    A single-part range (``image/jpeg`` rather than ``multipart/related; type="image/jpeg"``)
+    is answered with the frame alone, and holds one frame: for several it is passed over, as a
+    range nothing can be sent in is (RFC 9110 12.5.1). ``whole``: the frames are a Pixel Data
+    value (its bulk data), which single-part ``application/octet-stream`` holds as the native
+    frames one after another.
     """
     native = stored_ts in (EXPLICIT_VR_LE, dcm.IMPLICIT_VR_LE)
     as_stored = "application/octet-stream" if native else FRAME_MEDIA_TYPES[stored_ts]
+    several = False
     for r in parse_accept(header):
         if r.media_type == "*/*":
-            return as_stored, False
-        if r.media_type == "multipart/related":
-            part = r.part_type or "application/octet-stream"
-        else:
-            part = r.media_type
+            return as_stored, False, False
+        single = r.media_type != "multipart/related"
+        part = r.media_type if single else (r.part_type or "application/octet-stream")
         ts = r.transfer_syntax
         if part == "*/*":
-            return as_stored, False
+            return as_stored, False, False
+        chosen: tuple[str, bool] | None = None
         if part == "application/octet-stream":
             if ts in ("*", stored_ts) or (native and ts in (None, EXPLICIT_VR_LE)):
-                return as_stored, False
-            if ts in (None, EXPLICIT_VR_LE):
-                return "application/octet-stream", True
+                chosen = as_stored, False
+            elif ts in (None, EXPLICIT_VR_LE):
+                chosen = "application/octet-stream", True
+        elif part == as_stored and ts in (None, "*", stored_ts):
+            chosen = as_stored, False
+        if chosen is None:
             continue
-        if part == as_stored and ts in (None, "*", stored_ts):
-            return as_stored, False
+        media, decode = chosen
+        if single and frames > 1 and not (whole and media == "application/octet-stream"):
+            several = True
+            continue
+        return media, decode, single
+    if several:
+        raise NotAcceptable(
+            f"{frames} frames are sent as multipart/related, one frame to a part: a single-part type "
+            f'holds one; ask for multipart/related; type="{as_stored}"'
+        )
     if native:
         raise NotAcceptable(
             f"frames are stored uncompressed ({stored_ts}) and this server does not transcode: ask for "

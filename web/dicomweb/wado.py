@@ -158,7 +158,7 @@ class Wado:
             ts = str(ds.file_meta.TransferSyntaxUID)
             if ts in ENCAPSULATED:
                 frames = list(range(1, int(ds.get("NumberOfFrames", 1) or 1) + 1))
-                return self._frames_response(x, ds, frames, accept)
+                return self._frames_response(x, ds, frames, accept, whole=True)
         multipart = negotiation.bulk_media(accept)
         value = bytes(elem.value if isinstance(elem.value, (bytes, bytearray)) else elem.value or b"")
         if multipart:
@@ -208,13 +208,18 @@ class Wado:
         numbers = parse_frames(frame_list, count)
         return self._frames_response(x, ds, numbers, accept)
 
-    def _frames_response(self, x: Located, ds: Dataset, numbers: list[int], accept: str | None) -> Response:
+    def _frames_response(self, x: Located, ds: Dataset, numbers: list[int], accept: str | None, *, whole: bool = False) -> Response:
+        """The frames ``numbers`` as multipart/related, one to a part, or as one single-part
+        body when that was asked for: one frame, or (``whole``: the Pixel Data bulk data) the
+        native frames one after another."""
         ts = str(ds.file_meta.TransferSyntaxUID)
-        media, decode = negotiation.frame_media(accept, ts)
+        media, decode, single = negotiation.frame_media(accept, ts, frames=len(numbers), whole=whole)
         boundary = new_boundary()
         url = x.url(self.base)
         bodies = [_frame_bytes(ds, ts, n, decode) for n in numbers]
         part_ts = negotiation.EXPLICIT_VR_LE if decode or ts not in ENCAPSULATED else ts
+        if single:
+            return Response(b"".join(bodies), media_type=f"{media}; transfer-syntax={part_ts}", headers={"Cache-Control": PRIVATE})
         parts = ((f"{media}; transfer-syntax={part_ts}", [body], f"{url}/frames/{n}", len(body)) for n, body in zip(numbers, bodies))
         content_type = related_content_type(media, boundary, part_ts)
         return Response(b"".join(stream_parts(boundary, parts)), media_type=content_type, headers={"Cache-Control": PRIVATE})
