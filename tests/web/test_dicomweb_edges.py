@@ -12,9 +12,10 @@ from pydicom import dcmread
 from pydicom.encaps import encapsulate, generate_frames
 
 from converters import dicom as dcm
+from repository import keys
 from tests import dicomgen, imagegen, mediagen
 from tests.conftest import NHS_B
-from tests.web.test_dicomweb import JSON, instance_url, parse_multipart, qido, referenced, related, stow, values
+from tests.web.test_dicomweb import JSON, failures, instance_url, parse_multipart, qido, referenced, related, stow, values
 
 
 @pytest.fixture
@@ -237,6 +238,33 @@ def test_stow_body_with_a_preamble_is_stored(client):
     response = client.post("/dicomweb/studies", content=preamble + body, headers=headers)
     assert response.status_code == 200, response.text
     assert referenced(response) == [ds.SOPInstanceUID]
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_the_same_instance_twice_in_one_request_is_stored_and_answered_once(client, services, implicit):
+    """Not 202 with a false 'not yet searchable (the index is unavailable)': the second copy
+    found the first's pending marker, whose index write waits for the end of the request. One
+    Referenced SOP item per instance (PS3.18 10.5.3); the same content in another encoding
+    (implicit VR) is the same instance too."""
+    ds, other = dicomgen.photo_dataset(patient_id=NHS_B, native=implicit), dicomgen.photo_dataset(patient_id=NHS_B)
+    parts = [dicomgen.part10(ds), dicomgen.part10(other), dicomgen.part10(ds, implicit=implicit)]
+    response = stow(client, parts)
+    assert response.status_code == 200, (response.headers, response.text)
+    assert referenced(response) == [ds.SOPInstanceUID, other.SOPInstanceUID]
+    warning = response.headers.get("warning", "")
+    assert "not yet searchable" not in warning and "part 3" in warning and "repeats part 1" in warning
+    assert [values(i, "00080018")[0] for i in qido(client, f"/studies/{ds.StudyInstanceUID}/instances")] == [ds.SOPInstanceUID]
+    assert not list(services.repository.store.iter_keys(keys.PENDING))  # nothing left to reconcile
+
+
+def test_different_content_under_one_uid_in_one_request_is_refused_once(client):
+    ds = dicomgen.photo_dataset(patient_id=NHS_B)
+    changed = dicomgen.photo_dataset(patient_id=NHS_B, sop_uid=ds.SOPInstanceUID, study_uid=ds.StudyInstanceUID,
+                                     series_uid=ds.SeriesInstanceUID, StudyDescription="Another")  # fmt: skip
+    response = stow(client, [dicomgen.part10(ds), dicomgen.part10(changed)])
+    assert response.status_code == 202
+    assert referenced(response) == [ds.SOPInstanceUID] or referenced(response) == [changed.SOPInstanceUID]
+    assert [reason for _, reason in failures(response)] == [dcm.DUPLICATE_SOP_INSTANCE]
 
 
 def test_stow_body_of_only_a_preamble_is_400(client):

@@ -82,6 +82,7 @@ class Stow:
         # stored one by one waited for ten stores' round trips in turn (3 s under load).
         self._storing = ThreadPoolExecutor(STORE_CONCURRENCY, thread_name_prefix="stow-store")
         self._in_flight: list[tuple[Future[Any], PreparedDicom, Path, int, tuple[dcm.Coercion, ...]]] = []
+        self._submitted: dict[str, tuple[PreparedDicom, int]] = {}  # SOP Instance UID -> first part storing it
 
     # -- entry point -------------------------------------------------------------------------
     def run(self, received: ReceivedRelated) -> StowOutcome:
@@ -122,6 +123,17 @@ class Stow:
             out.unlink(missing_ok=True)
             self._failed(exc, number)
             return
+        uid = prepared.instance.sop_instance_uid
+        first = self._submitted.get(uid)
+        if first is not None and _same_instance(first[0], prepared):
+            # The same instance twice in one request: stored once, and answered once (the
+            # response lists instances, not parts). Storing the copy beside the first would find
+            # the first's pending marker (its index write waits for the end of the request) and
+            # call it not yet searchable: a false 202 and a false index-outage warning.
+            out.unlink(missing_ok=True)
+            self.outcome.messages.append(f"part {number} ({uid}) repeats part {first[1]}: one instance, answered once")
+            return
+        self._submitted.setdefault(uid, (prepared, number))  # different content: the store refuses one (0x0111)
         store = self.services.repository.store_instance
         self._in_flight.append((self._storing.submit(store, prepared.instance, defer_index=True), prepared, out, number, coercions))
 
@@ -221,6 +233,17 @@ class Stow:
     def _record_audit(self) -> None:
         for patient_id, (studies, uids) in self._audit.items():
             self.services.guard.record_upload(self.caller, patient_id, sorted(studies), uids, "stowrs")
+
+
+def _same_instance(a: PreparedDicom, b: PreparedDicom) -> bool:
+    """Whether two parts are one instance, as the repository would recognise a repeat (the same
+    patient, and the same bytes or content, or a UID derived from the content)."""
+    x, y = a.instance, b.instance
+    if x.sop_instance_uid != y.sop_instance_uid or x.patient_id != y.patient_id:
+        return False
+    same_bytes = x.sha256 is not None and x.sha256 == y.sha256
+    same_content = x.content_sha256 is not None and x.content_sha256 == y.content_sha256
+    return same_bytes or same_content or (x.uid_derived_from_content and y.uid_derived_from_content)
 
 
 def _bulk_uris(item: dict[str, Any]) -> list[str]:
