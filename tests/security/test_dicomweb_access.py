@@ -46,3 +46,26 @@ def test_a_device_may_store_but_not_read(world):
     own_study, _ = study_of(world, world.own)
     assert world.client.get("/dicomweb/studies", headers=world.as_("device")).status_code == 403
     assert world.client.get(f"/dicomweb/studies/{own_study}", headers=world.as_("device")).status_code == 403
+
+
+def test_a_study_holding_another_trusts_instances_serves_the_callers_own(world):
+    from tests import imagegen
+    from tests.conftest import patient_fields
+
+    study, series = study_of(world, world.own)
+    # A photographer at RBN files a photograph into REM's study (a shared study UID).
+    added = world.client.post("/api/v1/images", headers=world.as_("photographer", "RBN"),
+                              data=patient_fields(trust="RBN", study_uid=study),
+                              files={"file": ("rbn.jpg", imagegen.jpeg(imagegen.photo(64, 48, seed=41)))})  # fmt: skip
+    assert added.status_code == 201, added.text
+    rbn_uid = added.json()["files"][0]["sop_instance_uid"]
+    rem = {**world.as_("clinician"), "Accept": "application/dicom+json"}
+    metadata = world.client.get(f"/dicomweb/studies/{study}/metadata", headers=rem)
+    assert metadata.status_code == 200, metadata.text
+    assert [m["00080018"]["Value"][0] for m in metadata.json()] == [world.own]  # REM's only
+    whole = world.client.get(f"/dicomweb/studies/{study}", headers={**world.as_("clinician"), "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+    assert whole.status_code == 200 and world.own.encode() in whole.content and rbn_uid.encode() not in whole.content
+    rbn = {**world.as_("clinician", "RBN"), "Accept": "application/dicom+json"}
+    assert [m["00080018"]["Value"][0] for m in world.client.get(f"/dicomweb/studies/{study}/metadata", headers=rbn).json()] == [rbn_uid]
+    in_series = world.client.get(f"/dicomweb/studies/{study}/series/{series}/metadata", headers=rbn).json()
+    assert [m["00080018"]["Value"][0] for m in in_series] == [rbn_uid]  # the same series, its own part

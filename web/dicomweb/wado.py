@@ -84,6 +84,24 @@ class Wado:
             self.audit(located, docs, action, detail)
         return docs
 
+    def visible(self, located: list[Located]) -> list[Located]:
+        """Of a study's or series' instances, those the caller may see. A study can hold another
+        trust's instances (a device there stored into the same study): they are left out, as
+        QIDO-RS leaves them out, rather than making the whole study "not found" to the trust
+        whose study it is. One instance asked for by UID is checked as it is (``check``)."""
+        if len(located) <= 1:
+            return located
+        principal = self.caller.principal
+        shown = []
+        for x in located:
+            doc = self.guard.document(x.sop)
+            trusts = self.guard.policy.visible_trusts(principal, str(doc.get("PatientID") or ""))
+            if trusts is None or str(doc.get("_trust") or "") in trusts:
+                shown.append(x)
+        if not shown:
+            raise NotFound("no such study or series")
+        return shown
+
     def audit(self, located: list[Located], docs: list[dict[str, Any]], action: Action, detail: str) -> None:
         self.guard.record(
             self.caller, "download" if action is Action.DOWNLOAD else "view",
@@ -105,6 +123,7 @@ class Wado:
 
     # -- instances -----------------------------------------------------------------------------
     def retrieve(self, located: list[Located], accept: str | None, detail: str) -> Response:
+        located = self.visible(located)
         docs = self.check(located, Action.DOWNLOAD, detail)
         stored = [self._syntax(x, d) for x, d in zip(located, docs)]
         syntax, single = negotiation.instance_syntax(accept, stored)
@@ -126,6 +145,7 @@ class Wado:
     # -- metadata ------------------------------------------------------------------------------
     def metadata(self, located: list[Located], accept: str | None, detail: str) -> list[dict[str, Any]]:
         negotiation.require_json(accept)
+        located = self.visible(located)
         self.check(located, Action.VIEW, detail)
         return [self._metadata_of(x) for x in located]
 
