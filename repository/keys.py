@@ -4,7 +4,7 @@ enough to rebuild everything else (DECISIONS.md 1).
     studies/{StudyInstanceUID}/series/{SeriesInstanceUID}/instances/{SOPInstanceUID}.dcm
     locators/{SOPInstanceUID}           -> the instance key (claimed with create-if-absent)
     pending-index/{SOPInstanceUID}      -> durable "stored but not yet indexed" marker
-    derived/{SOPInstanceUID}/{name}     -> cached renditions (rendered.jpg, thumbnail.jpg)
+    derived/{SOPInstanceUID}/{name}     -> cached renditions (rendered-srgb.jpg, thumbnail-256-srgb.jpg)
     governance/holds/{PatientID}.json   -> a legal hold on the patient's records
 """
 

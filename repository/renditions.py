@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms
 from pydicom import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.uid import JPEGBaseline8Bit, JPEGExtended12Bit
@@ -64,13 +64,15 @@ class Renditions:
         self._guard = threading.Lock()
         self._recent = _Recent(cache_bytes) if cache_bytes > 0 else None
 
+    # "-srgb": renditions are in sRGB since the names gained it; older ones (in the camera's own
+    # colour space, shown wrongly) are not read again, and are made afresh on the next view.
     def rendered(self, sop_instance_uid: str) -> bytes:
-        return self._cached(sop_instance_uid, "rendered.jpg", self._make_rendered)
+        return self._cached(sop_instance_uid, "rendered-srgb.jpg", self._make_rendered)
 
     def thumbnail(self, sop_instance_uid: str) -> bytes:
         """The thumbnail, from this worker's memory where it was recently served (a store read
         costs the store, and boto3, more than the request costs everything else)."""
-        name = f"thumbnail-{self.thumbnail_size}.jpg"
+        name = f"thumbnail-{self.thumbnail_size}-srgb.jpg"
         if self._recent is None:
             return self._cached(sop_instance_uid, name, self._make_thumbnail)
         data = self._recent.get(sop_instance_uid)
@@ -119,13 +121,13 @@ class Renditions:
 
     def _make_rendered(self, ds: Dataset) -> bytes:
         frame = _first_jpeg_frame(ds)
-        if frame is not None and ds.get("PhotometricInterpretation") != "RGB":
+        if frame is not None and ds.get("PhotometricInterpretation") != "RGB" and display_profile(ds) is None:
             with Image.open(io.BytesIO(frame)) as probe:
                 if max(probe.size) <= self.rendered_max_size and probe.mode in ("RGB", "L"):
-                    return frame  # already an upright, metadata-free baseline JPEG
+                    return frame  # already an upright, metadata-free baseline JPEG in sRGB
         image = to_pil(ds)
         image.thumbnail((self.rendered_max_size, self.rendered_max_size))
-        return _encode(image, quality=92)
+        return _encode(to_srgb(image, ds), quality=92)
 
     def _make_thumbnail(self, ds: Dataset) -> bytes:
         size = self.thumbnail_size
@@ -137,7 +139,40 @@ class Renditions:
         else:
             image = to_pil(ds)
         image.thumbnail((size, size))
-        return _encode(image, quality=85)
+        return _encode(to_srgb(image, ds), quality=85)
+
+
+def display_profile(ds: Dataset) -> ImageCms.ImageCmsProfile | None:
+    """The ICC profile of an RGB image's stored pixels when it is not sRGB (Display P3 from a
+    phone, Adobe RGB from a camera): renditions are converted from it, as PS3.3 C.11.15 says
+    the profile is how the pixels are to be read. None for sRGB, no profile, or one that
+    cannot be read (then the pixels are shown as sRGB, as before)."""
+    raw = ds.get("ICCProfile")
+    if not raw or ds.get("SamplesPerPixel", 3) != 3:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(bytes(raw)))
+        if profile.profile.xcolor_space.strip() != "RGB":
+            return None  # not a profile of RGB pixels (one copied from a CMYK source, say)
+        description = (ImageCms.getProfileDescription(profile) or "").lower()
+    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
+        return None
+    return None if "srgb" in description or "iec61966-2" in description else profile
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def to_srgb(image: Image.Image, ds: Dataset) -> Image.Image:
+    """``image`` (decoded from ``ds``) converted to sRGB for display, if its profile is another."""
+    profile = display_profile(ds)
+    if profile is None or image.mode != "RGB":
+        return image
+    try:
+        converted = ImageCms.profileToProfile(image, profile, _SRGB, renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB")
+    except ImageCms.PyCMSError:
+        return image
+    return converted if converted is not None else image
 
 
 def _first_jpeg_frame(ds: Dataset) -> bytes | None:

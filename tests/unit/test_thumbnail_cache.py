@@ -28,7 +28,7 @@ def test_a_thumbnail_is_read_from_the_store_once():
 
     repository = CountingRepository()
     for n in range(3):
-        repository.store.put(keys.derived_key(f"1.2.3.{n}", "thumbnail-256.jpg"), b"\xff\xd8" + bytes([n]) * 1000)
+        repository.store.put(keys.derived_key(f"1.2.3.{n}", "thumbnail-256-srgb.jpg"), b"\xff\xd8" + bytes([n]) * 1000)
     renditions = Renditions(repository, cache_bytes=1 << 20)  # type: ignore[arg-type]
     assert renditions.thumbnail("1.2.3.0") == b"\xff\xd8" + b"\x00" * 1000
     assert renditions.thumbnail("1.2.3.0") == b"\xff\xd8" + b"\x00" * 1000

@@ -90,6 +90,30 @@ def test_every_exif_orientation_is_rendered_upright(client, orientation):
     assert imagegen.mean_abs_diff(rendered, upright) < 8
 
 
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_renditions_of_a_display_p3_photograph_are_converted_to_srgb(client, kind):
+    from PIL import ImageCms
+
+    source = imagegen.photo(96, 64, seed=5)
+    p3 = imagegen.display_p3_icc()
+    data = imagegen.jpeg(source, quality=95, subsampling="4:4:4", icc=p3) if kind == "jpeg" else imagegen.png(source, icc=p3)
+    uid = upload(client, (f"p3.{kind}", data)).json()["files"][0]["sop_instance_uid"]
+    managed = ImageCms.profileToProfile(
+        Image.fromarray(source), ImageCms.ImageCmsProfile(io.BytesIO(p3)), ImageCms.createProfile("sRGB"),
+        renderingIntent=ImageCms.Intent.PERCEPTUAL, outputMode="RGB",
+    )  # what a colour-managed viewer shows for the source  # fmt: skip
+
+    def colours(image: Image.Image) -> np.ndarray:  # 8x8 block means: the colour, not JPEG's noise
+        return np.asarray(image.convert("RGB").resize((12, 8), Image.Resampling.BOX), dtype=np.int16)
+
+    expected, unmanaged = colours(managed), colours(Image.fromarray(source))
+    assert imagegen.mean_abs_diff(expected, unmanaged) > 4  # P3 and sRGB really differ here
+    rendered = colours(Image.open(io.BytesIO(client.get(f"/api/v1/instances/{uid}/rendered").content)))
+    assert imagegen.mean_abs_diff(rendered, expected) < 1.5
+    thumb = colours(Image.open(io.BytesIO(client.get(f"/api/v1/instances/{uid}/thumbnail").content)))
+    assert imagegen.mean_abs_diff(thumb, expected) < 1.5
+
+
 def test_gps_and_owner_never_reach_storage_or_renditions(client, services):
     exif = imagegen.exif_bytes(orientation=6, datetime_original="2024:07:01 09:30:00")
     files = [

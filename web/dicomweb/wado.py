@@ -25,7 +25,7 @@ from repository.access import Action
 from repository.errors import InvalidInput, NotFound, QueryError
 from repository.guard import Caller
 from repository.media import SpanReader, bitstream_spans
-from repository.renditions import to_pil
+from repository.renditions import to_pil, to_srgb
 from repository.service import read_header
 from web.dicomweb import dicomjson, negotiation
 from web.dicomweb.multipart import new_boundary, related_content_type, stream_parts
@@ -378,7 +378,7 @@ def _frame_image(ds: Dataset, number: int) -> Image.Image:
     if array.dtype != np.uint8:
         low, high = float(array.min()), float(array.max())
         array = ((array.astype(np.float64) - low) * (255.0 / (high - low or 1.0))).astype(np.uint8)
-    return Image.fromarray(array)
+    return to_srgb(Image.fromarray(array), ds)
 
 
 def _bulk_paths(ds: Dataset, prefix: str = "", out: dict[int, str] | None = None, depth: int = 0) -> dict[int, str]:
