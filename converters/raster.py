@@ -108,10 +108,22 @@ def convert(source: SourceFile, *, limits: Limits, local_tz: str) -> CapturedIma
         if turned_by_pillow:
             facts.orientation = tiff_orientation
         raw_icc = im.info.get("icc_profile")
+        converted = ""
+        if im.mode == "CMYK":  # through its own profile to sRGB, as the JPEG path does
+            from converters.jpeg import cmyk_to_rgb
+
+            im, raw_icc, how = cmyk_to_rgb(im, valid_icc(raw_icc))
+            converted = f"converted from CMYK to RGB {how}"
         pixels, notes, flags = to_native(im, source_bits=source_bits, media_type=source.media_type)
+        notes += [converted] if converted else []
     icc = valid_icc(raw_icc)
     if raw_icc and icc is None:
         flags.append("ICC_PROFILE_INVALID")
+    if icc is not None and icc[16:20] != (b"GRAY" if pixels.ndim == 2 else b"RGB "):
+        # A profile must describe the stored pixels (PS3.3 C.11.15.1.1): one of another colour
+        # space (a CMYK profile left on converted pixels, say) would mislead every viewer.
+        icc = None
+        flags.append("ICC_PROFILE_MISMATCH")
     if facts.orientation != 1:
         if not turned_by_pillow:
             pixels = apply_orientation(pixels, facts.orientation)

@@ -261,3 +261,28 @@ def test_pillow_own_bomb_error_is_translated(
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # TIFF sizes are only known to Pillow
     with pytest.raises(InvalidInput, match="too many pixels"):
         convert(tmp_path, g.tiff(RGB))
+
+
+def _relabelled(profile: bytes, space: bytes) -> bytes:
+    return profile[:16] + space + profile[20:]
+
+
+def test_a_profile_of_another_colour_space_than_the_stored_pixels_is_not_kept(tmp_path):
+    rgb = g.photo(48, 32, seed=3)
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="PNG", icc_profile=_relabelled(g.display_p3_icc(), b"CMYK"))
+    captured = convert(tmp_path, out.getvalue())
+    assert captured.icc_profile is None and "ICC_PROFILE_MISMATCH" in captured.flags
+    kept = io.BytesIO()
+    Image.fromarray(rgb).save(kept, format="PNG", icc_profile=g.display_p3_icc())
+    assert convert(tmp_path, kept.getvalue()).icc_profile == g.display_p3_icc()  # an RGB one stays
+
+
+def test_a_cmyk_tiff_is_converted_and_does_not_keep_its_cmyk_profile(tmp_path):
+    cmyk = Image.fromarray(g.photo(48, 32, seed=4)).convert("CMYK")
+    out = io.BytesIO()
+    cmyk.save(out, format="TIFF", icc_profile=_relabelled(g.display_p3_icc(), b"CMYK"))
+    captured = convert(tmp_path, out.getvalue())
+    assert captured.samples_per_pixel == 3 and captured.photometric_interpretation == "RGB"
+    assert captured.icc_profile is None or captured.icc_profile[16:20] == b"RGB "
+    assert "converted from cmyk to rgb" in captured.derivation_description.lower()
