@@ -91,7 +91,8 @@ class CapturedImage:
     # Interpretation of YCbCr JPEG is YBR_FULL_422 whatever this says (see converters.jpeg).
     chroma_subsampling: str = ""
     # Things a person may want to know about the conversion, as stable upper-case codes, e.g.
-    # EXIF_ORIENTATION_INVALID, ALPHA_COMPOSITED, BIT_DEPTH_REDUCED, ICC_PROFILE_INVALID.
+    # EXIF_ORIENTATION_INVALID, ALPHA_COMPOSITED, BIT_DEPTH_REDUCED, ICC_PROFILE_INVALID,
+    # ICC_PROFILE_MISMATCH.
     flags: list[str] = field(default_factory=list)
 
     @property

@@ -528,6 +528,14 @@ def _prepare(
             "StudyInstanceUID",
         )
     patient_id, temporary, id_coercion = check_patient_id(ds, allow_test_numbers=allow_test_numbers)
+    if temporary and provenance.trust and patient_id.split("-")[1] != provenance.trust:
+        # TMP-<ODS>-<reference> is one trust's; filed under another, no one could reconcile it
+        raise rejected(
+            DATASET_DOES_NOT_MATCH,
+            f"PatientID {patient_id} is another trust's temporary identifier: this sender's start TMP-{provenance.trust}-",
+            InvalidInput,
+            "PatientID",
+        )
     coercions: list[Coercion] = [id_coercion] if id_coercion else []
     if id_coercion:
         ds.PatientID = patient_id

@@ -128,9 +128,13 @@ class IngestContext:
         if study_uid is not None and not is_valid_uid(study_uid):
             raise InvalidInput("study_uid is not a valid DICOM UID", field="study_uid")
         photographer = text("photographer", required=True, max_len=64)
+        trust = catalogue.trust(text("trust", required=True))
+        if temporary and patient_id.split("-")[1] != trust.ods:
+            # TMP-<ODS>-<reference> is issued by one trust, and only that trust reconciles it
+            raise InvalidInput(f"a temporary identifier for {trust.ods} starts TMP-{trust.ods}-", field="nhs_number")
         return cls(
             patient=PatientIdentity(patient_id, temporary, family, given, birth_date, sex),
-            trust=catalogue.trust(text("trust", required=True)),
+            trust=trust,
             specialty=catalogue.specialty(text("specialty", required=True)),
             body_site=catalogue.body_site(text("body_site", required=True)),
             laterality=laterality,

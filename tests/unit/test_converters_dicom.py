@@ -169,6 +169,14 @@ def test_temporary_identifier_is_accepted(tmp_path):
     assert get_private(dcmread(prepared.instance.path))["PatientIdIsTemporary"] == "YES"
 
 
+def test_another_trusts_temporary_identifier_is_refused(tmp_path):
+    own = prepare(dicomgen.photo_file(patient_id="TMP-REM-000123"), tmp_path, "own.dcm", provenance=Provenance("cstore", trust="REM"))
+    assert own.instance.patient_id == "TMP-REM-000123"
+    error = refused(dicomgen.photo_file(patient_id="TMP-RBN-000123"), tmp_path, dicom.DATASET_DOES_NOT_MATCH,
+                    "another trust's temporary identifier", provenance=Provenance("cstore", trust="REM"))  # fmt: skip
+    assert error.field == "PatientID"
+
+
 @pytest.mark.parametrize(
     "patient_id, fragment",
     [

@@ -116,6 +116,9 @@ def test_temporary_identifier_for_unidentified_patient():
     assert ctx.patient.birth_date is None
     with pytest.raises(InvalidInput):
         normalise_patient_id("TMP-../x", allow_test_numbers=True)
+    with pytest.raises(InvalidInput, match="TMP-REM-") as caught:  # another trust's identifier
+        parse(nhs_number="TMP-RBN-ED12345", family_name="", birth_date="", trust="REM")
+    assert caught.value.field == "nhs_number"
 
 
 def test_predecessor_ods_code_maps_to_current_trust():
