@@ -24,6 +24,7 @@ from types import ModuleType
 
 from converters.base import CapturedImage, Limits, LossyStep, SourceFile
 from converters.exif import read_exif
+from converters.icc import profile_for
 from converters.jpeg import ISO_10918_1, JPEG_BASELINE, REENCODE_QUALITY, encode_baseline_jpeg
 from converters.jpeg_markers import chroma_subsampling, parse
 from converters.raster import (
@@ -71,8 +72,14 @@ def convert(source: SourceFile, *, limits: Limits, local_tz: str) -> CapturedIma
         check_dimensions(width, height, limits)
         exif_raw = heif.info.get("exif")
         icc = valid_icc(heif.info.get("icc_profile"))
+        nclx = heif.info.get("nclx_profile") or {}
+        if icc is None and isinstance(nclx, dict):
+            # The colour space as coded values (what libheif and many phones write), not a
+            # profile: made into one, so that the object says how its pixels are to be read.
+            icc = profile_for(int(nclx.get("color_primaries") or 0), int(nclx.get("transfer_characteristics") or 0))
         im: Image.Image = heif.to_pillow()
-        pixels, notes, flags = to_native(im)
+        # an HDR (10-bit) HEIC is decoded to 8 bits: said so, as for 16-bit PNG and TIFF
+        pixels, notes, flags = to_native(im, source_bits=int(heif.info.get("bit_depth") or 8))
     facts = read_exif(exif_raw if isinstance(exif_raw, bytes) else None, local_tz=local_tz)
     samples = 1 if pixels.ndim == 2 else 3
     with pillow_errors("HEIC image", source.path):

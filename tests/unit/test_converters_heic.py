@@ -146,3 +146,36 @@ def test_missing_pillow_heif_names_the_package(
     with pytest.raises(UnsupportedMediaType, match="install pillow-heif"):
         convert(tmp_path, g.heic(UPRIGHT))
     assert "image/heic" not in supported_media_types()
+
+
+def _heic_with(pixels: np.ndarray, *, nclx: dict[str, int] | None = None, ten_bit: bool = False) -> bytes:
+    import io
+
+    from PIL import Image
+
+    if ten_bit:
+        wide = (pixels.astype(np.uint16) * 257).astype("<u2")
+        heif = pillow_heif.from_bytes(mode="RGB;16", size=(pixels.shape[1], pixels.shape[0]), data=wide.tobytes())
+    else:
+        heif = pillow_heif.from_pillow(Image.fromarray(pixels))
+    if nclx:
+        heif.info["nclx_profile"] = nclx
+    out = io.BytesIO()
+    heif.save(out, quality=90, **({"save_to_12bit": False} if ten_bit else {}))
+    return out.getvalue()
+
+
+def test_display_p3_given_as_nclx_values_is_stored_as_a_profile(tmp_path: Path) -> None:
+    from converters.icc import profile_for
+
+    p3 = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6, "full_range_flag": 1}
+    captured = convert(tmp_path, _heic_with(UPRIGHT, nclx=p3))
+    assert captured.icc_profile == profile_for(12, 13) and captured.icc_profile is not None
+    srgb = {**p3, "color_primaries": 1}
+    assert convert(tmp_path, _heic_with(UPRIGHT, nclx=srgb)).icc_profile is None  # sRGB: no profile needed
+
+
+def test_a_ten_bit_heic_says_its_depth_was_reduced(tmp_path: Path) -> None:
+    captured = convert(tmp_path, _heic_with(UPRIGHT, ten_bit=True))
+    assert "BIT_DEPTH_REDUCED" in captured.flags
+    assert "BIT_DEPTH_REDUCED" not in convert(tmp_path, _heic_with(UPRIGHT)).flags
