@@ -13,7 +13,10 @@ web workers) or ``ologies dimse``. What it guards against (RELIABILITY.md 2.6):
 * **All cores.** pynetdicom runs every association in a thread of one process; checking and
   storing a data set (the CPU-heavy part) runs in a pool of ``workers`` processes, so four
   modalities sending at once are not serialised by the GIL.
-* **Bounded data.** PDUs are at most ``dimse_max_pdu`` bytes; a data set growing past
+* **Bounded data.** Each PDU's length is checked from its 6-byte header before the rest is
+  read: an A-ASSOCIATE-RQ (or any other PDU but P-DATA-TF) of more than ``MAX_CONTROL_PDU``,
+  or a P-DATA-TF of more than ``dimse_max_pdu`` bytes, is answered with an A-ABORT (invalid PDU
+  parameter value, PS3.8 9.3.8) and the connection closed; a data set growing past
   ``dimse_max_dataset_bytes`` aborts the association; received data sets go to a temporary file
   (``STORE_RECV_CHUNKED_DATASET``), never whole into memory, and are then checked by
   ``converters.dicom.prepare_dicom`` as every other DICOM input is.
@@ -72,6 +75,12 @@ MAX_CONNECTIONS = 1000
 REJECTED_PERMANENT, REJECTED_TRANSIENT = 0x01, 0x02
 SOURCE_SERVICE_USER, SOURCE_PRESENTATION = 0x01, 0x03
 CALLING_AE_NOT_RECOGNISED, LOCAL_LIMIT_EXCEEDED = 0x03, 0x02
+#: the largest PDU other than a P-DATA-TF accepted: an A-ASSOCIATE-RQ of 128 presentation
+#: contexts (the most PS3.8 7.1.1.13 allows), each with ten transfer syntaxes, is about 40 KB
+MAX_CONTROL_PDU = 64 * 1024
+PDU_P_DATA_TF = 0x04
+#: A-ABORT PDU, service-provider source, reason "invalid-PDU-parameter value" (PS3.8 9.3.8)
+ABORT_INVALID_PDU_PARAMETER = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, 0x06])
 _LEVELS = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
 _KEY_OF = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID", "instance": "SOPInstanceUID"}
 
@@ -500,6 +509,52 @@ def _failure(status: int, comment: str) -> tuple[int, Dataset | None]:
     return ds, None  # type: ignore[return-value]
 
 
+class _PduBoundedSocket(socket.socket):
+    """An accepted connection that follows the PDU framing of what it receives (PS3.8 9.3.1:
+    type, reserved, 4-byte length) and refuses a PDU by its header, before pynetdicom reads its
+    body: pynetdicom reads each PDU whole into memory (``DULServiceProvider._read_pdu_data``)
+    before any event is raised, so a peer could otherwise make it buffer up to 4 GiB, before it
+    even names itself.
+
+    pynetdicom reads from the socket only there, header (6 bytes) then body (its length), in
+    ``recv`` calls of at most 4096 bytes; reads here never cross a PDU boundary. A refused PDU is
+    answered with an A-ABORT and the connection shut down; ``recv`` then returns no data, which
+    pynetdicom takes as the transport connection closed (Evt17), ending the association."""
+
+    def bound(self, address: str, max_pdu: int) -> None:
+        self.peer, self.max_pdu = address, max_pdu
+        self._header = bytearray()
+        self._remaining = 0  # bytes of the current PDU's body not yet read
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self._remaining:
+            data = super().recv(min(bufsize, self._remaining), flags)
+            self._remaining -= len(data)
+            return data
+        data = super().recv(min(bufsize, 6 - len(self._header)), flags)
+        self._header += data
+        if len(self._header) == 6:
+            pdu_type, length = self._header[0], int.from_bytes(self._header[2:6], "big")
+            self._header = bytearray()
+            if not 0x01 <= pdu_type <= 0x07:
+                return data  # pynetdicom refuses an unknown PDU type without reading on
+            limit = self.max_pdu if pdu_type == PDU_P_DATA_TF else MAX_CONTROL_PDU
+            if length > limit:
+                log.warning("DIMSE connection from %s aborted: a PDU of type 0x%02X of %d bytes (at most %d)",
+                            self.peer, pdu_type, length, limit)  # fmt: skip
+                self._abort()
+                return b""
+            self._remaining = length
+        return data
+
+    def _abort(self) -> None:
+        try:
+            self.sendall(ABORT_INVALID_PDU_PARAMETER)
+            self.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def _bounded_server_class(listener: DimseListener) -> type:
     from pynetdicom.transport import ThreadedAssociationServer
 
@@ -521,6 +576,10 @@ def _bounded_server_class(listener: DimseListener) -> type:
             client, address = super().get_request()
             # No Nagle: otherwise each small C-STORE-RSP waits for a delayed ACK (~40 ms).
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if type(client) is socket.socket:  # (a TLS socket, were one configured, is left as it is)
+                bounded = _PduBoundedSocket(client.family, client.type, client.proto, fileno=client.detach())
+                bounded.bound(str(address[0]), listener.settings.dimse_max_pdu)
+                client = bounded
             return client, address
 
     return BoundedAssociationServer

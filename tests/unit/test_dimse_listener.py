@@ -258,3 +258,29 @@ def test_with_no_peers_configured_it_starts_and_lets_nobody_in(tmp_path):
     finally:
         listening.stop()
         services.close()
+
+
+def test_a_pdu_longer_than_allowed_is_aborted_from_its_header(listener):
+    # An A-ASSOCIATE-RQ declaring 96 MiB, from a caller not yet identified: refused from its
+    # 6-byte header (was read whole into memory first, up to 4 GiB).
+    sock = socket.create_connection(("127.0.0.1", listener.port), timeout=3)
+    sock.sendall(b"\x01\x00" + (96 << 20).to_bytes(4, "big") + b"\x00" * 65536)
+    answer = b""
+    while len(answer) < 10:
+        chunk = sock.recv(10 - len(answer))  # a timeout here: nothing answered
+        if not chunk:
+            break
+        answer += chunk
+    sock.close()
+    assert answer == bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, 0x06])  # A-ABORT: service provider, invalid PDU parameter value
+    # a P-DATA-TF longer than the maximum the listener announced, on an established association
+    assoc = associate(listener)
+    assert assoc.is_established and assoc.acceptor.maximum_length == listener.settings.dimse_max_pdu
+    assoc.dul.socket.socket.sendall(b"\x04\x00" + (listener.settings.dimse_max_pdu + 1).to_bytes(4, "big") + b"\x00" * 4096)
+    deadline = time.monotonic() + 3
+    while not assoc.is_aborted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert assoc.is_aborted
+    # what the limits allow still passes: a data set of many PDUs of the maximum length
+    big = dicomgen.photo_dataset(native=True, pixels=photo(600, 400))  # 720 KB: 3 PDUs
+    assert store(listener, [big]) == [0x0000]
