@@ -35,6 +35,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -519,24 +520,38 @@ class _PduBoundedSocket(socket.socket):
     pynetdicom reads from the socket only there, header (6 bytes) then body (its length), in
     ``recv`` calls of at most 4096 bytes; reads here never cross a PDU boundary. A refused PDU is
     answered with an A-ABORT and the connection shut down; ``recv`` then returns no data, which
-    pynetdicom takes as the transport connection closed (Evt17), ending the association."""
+    pynetdicom takes as the transport connection closed (Evt17), ending the association.
 
-    def bound(self, address: str, max_pdu: int) -> None:
-        self.peer, self.max_pdu = address, max_pdu
+    Time is bounded too. pynetdicom's ARTIM and idle timers run in the loop that blocks in
+    ``recv`` once a PDU has begun, so a peer that sends a header and then stalls or trickles
+    would hold the connection for ever. The A-ASSOCIATE-RQ must therefore be whole within the ACSE
+    timeout of the connection, and every later PDU within the network timeout of its first byte
+    (256 KiB in 30 s is 9 KB/s: a slow link still gets through, PDU by PDU). A read past that
+    raises ``TimeoutError``, which pynetdicom takes as the connection closed (Evt17)."""
+
+    def bound(self, address: str, max_pdu: int, acse_timeout: float, network_timeout: float) -> None:
+        self.peer, self.max_pdu, self.network_timeout = address, max_pdu, network_timeout
         self._header = bytearray()
         self._remaining = 0  # bytes of the current PDU's body not yet read
+        self._deadline: float | None = time.monotonic() + acse_timeout  # for the current PDU
+        self.settimeout(network_timeout)  # what sending has too: a peer that reads nothing
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if self._remaining:
-            data = super().recv(min(bufsize, self._remaining), flags)
+            data = self._recv_in_time(min(bufsize, self._remaining), flags)
             self._remaining -= len(data)
+            if not self._remaining:
+                self._deadline = None
             return data
-        data = super().recv(min(bufsize, 6 - len(self._header)), flags)
+        if self._deadline is None:  # the first byte of a PDU
+            self._deadline = time.monotonic() + self.network_timeout
+        data = self._recv_in_time(min(bufsize, 6 - len(self._header)), flags)
         self._header += data
         if len(self._header) == 6:
             pdu_type, length = self._header[0], int.from_bytes(self._header[2:6], "big")
             self._header = bytearray()
             if not 0x01 <= pdu_type <= 0x07:
+                self._deadline = None
                 return data  # pynetdicom refuses an unknown PDU type without reading on
             limit = self.max_pdu if pdu_type == PDU_P_DATA_TF else MAX_CONTROL_PDU
             if length > limit:
@@ -545,7 +560,22 @@ class _PduBoundedSocket(socket.socket):
                 self._abort()
                 return b""
             self._remaining = length
+            if not length:
+                self._deadline = None
         return data
+
+    def _recv_in_time(self, bufsize: int, flags: int) -> bytes:
+        left = (self._deadline or 0.0) - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError("PDU not received in time")
+            self.settimeout(left)
+            return super().recv(bufsize, flags)
+        except TimeoutError:
+            log.warning("DIMSE connection from %s dropped: a PDU not received whole in time", self.peer)
+            raise
+        finally:
+            self.settimeout(self.network_timeout)
 
     def _abort(self) -> None:
         try:
@@ -578,7 +608,8 @@ def _bounded_server_class(listener: DimseListener) -> type:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if type(client) is socket.socket:  # (a TLS socket, were one configured, is left as it is)
                 bounded = _PduBoundedSocket(client.family, client.type, client.proto, fileno=client.detach())
-                bounded.bound(str(address[0]), listener.settings.dimse_max_pdu)
+                s = listener.settings
+                bounded.bound(str(address[0]), s.dimse_max_pdu, s.dimse_acse_timeout, s.dimse_network_timeout)
                 client = bounded
             return client, address
 

@@ -284,3 +284,62 @@ def test_a_pdu_longer_than_allowed_is_aborted_from_its_header(listener):
     # what the limits allow still passes: a data set of many PDUs of the maximum length
     big = dicomgen.photo_dataset(native=True, pixels=photo(600, 400))  # 720 KB: 3 PDUs
     assert store(listener, [big]) == [0x0000]
+
+
+def _closed_after(sock: socket.socket, trickle: float | None, limit: float = 6.0) -> float | None:
+    """Seconds until the listener closes ``sock`` (a byte sent every ``trickle`` s meanwhile), or None."""
+    started = time.monotonic()
+    sock.settimeout(trickle or limit)
+    while time.monotonic() - started < limit:
+        try:
+            if sock.recv(1024) == b"":
+                return time.monotonic() - started
+        except socket.timeout:
+            try:
+                sock.send(b"\x00")
+            except OSError:
+                return time.monotonic() - started
+        except OSError:
+            return time.monotonic() - started
+    return None
+
+
+def test_a_pdu_begun_and_then_stalled_or_trickled_ends_the_connection(tmp_path):
+    settings = Settings(
+        store_url=(tmp_path / "store").as_uri(), index_url=f"sqlite:///{tmp_path / 'index.sqlite3'}",
+        spool_dir=tmp_path, _env_file=None, dimse_peers=PEERS, dimse_acse_timeout=1.0, dimse_network_timeout=1.5,
+    )  # fmt: skip
+    services = Services.build(settings)
+    listening = DimseListener(services, processes=0)
+    listening.start("127.0.0.1", 0)
+    try:
+        # an A-ASSOCIATE-RQ header declaring 4096 bytes, then silence, or a byte every 0.3 s:
+        # held for ever (120 s in review), the header having stopped the ACSE timer
+        for trickle in (None, 0.3):
+            sock = socket.create_connection(("127.0.0.1", listening.port), timeout=5)
+            sock.sendall(b"\x01\x00\x00\x00\x10\x00")
+            closed = _closed_after(sock, trickle)
+            sock.close()
+            assert closed is not None and closed < 2.5, (trickle, closed)
+        # on an established association, a P-DATA-TF begun and then trickled: the network timeout
+        assoc = associate(listening)
+        assert assoc.is_established
+        raw = assoc.dul.socket.socket
+        raw.sendall(b"\x04\x00\x00\x00\x10\x00")
+        started = time.monotonic()
+        while not assoc.is_aborted and time.monotonic() - started < 6:
+            time.sleep(0.3)
+            try:
+                raw.send(b"\x00")
+            except OSError:
+                break
+        deadline = time.monotonic() + 2
+        while not assoc.is_aborted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert assoc.is_aborted and time.monotonic() - started < 4.5
+        # and a data set of several PDUs is still stored
+        ds = dicomgen.photo_dataset(native=True, pixels=photo(600, 400))
+        assert store(listening, [ds]) == [0x0000]
+    finally:
+        listening.stop()
+        services.close()
