@@ -209,6 +209,7 @@ class DimseListener:
             (evt.EVT_C_STORE, self._store),
             (evt.EVT_C_FIND, self._find),
             (evt.EVT_REQUESTED, self._requested),
+            (evt.EVT_CONN_OPEN, self._opened),
             (evt.EVT_CONN_CLOSE, self._closed),
             (evt.EVT_DATA_RECV, self._data_received),
             (evt.EVT_DIMSE_RECV, self._message_received),
@@ -288,6 +289,14 @@ class DimseListener:
         # rejected in an EVT_REQUESTED handler (Association.run).
         assoc.acse.send_reject(result, source, reason)
         assoc.kill()
+
+    @staticmethod
+    def _opened(event: Any) -> None:
+        # raised just before pynetdicom starts the association's thread: the connection's thread
+        # waits for it, to count the connection until it has ended (process_request_thread)
+        sock = event.assoc.dul.socket.socket
+        if isinstance(sock, _PduBoundedSocket):
+            sock.association = event.assoc
 
     def _closed(self, event: Any) -> None:
         assoc = event.assoc
@@ -531,6 +540,7 @@ class _PduBoundedSocket(socket.socket):
 
     def bound(self, address: str, max_pdu: int, acse_timeout: float, network_timeout: float) -> None:
         self.peer, self.max_pdu, self.network_timeout = address, max_pdu, network_timeout
+        self.association: Any = None  # pynetdicom's, once it has one (DimseListener._opened)
         self._header = bytearray()
         self._remaining = 0  # bytes of the current PDU's body not yet read
         self._deadline: float | None = time.monotonic() + acse_timeout  # for the current PDU
@@ -589,7 +599,12 @@ def _bounded_server_class(listener: DimseListener) -> type:
     from pynetdicom.transport import ThreadedAssociationServer
 
     class BoundedAssociationServer(ThreadedAssociationServer):
-        """Counts connections per address before pynetdicom reads anything from them."""
+        """Counts connections per address before pynetdicom reads anything from them, until
+        they are closed."""
+
+        #: connection threads are not waited for by server_close (they live as long as the
+        #: association; DimseListener.stop aborts those)
+        daemon_threads = True
 
         def verify_request(self, request: Any, client_address: Any) -> bool:
             address = client_address[0] if isinstance(client_address, tuple) else str(client_address)
@@ -599,7 +614,13 @@ def _bounded_server_class(listener: DimseListener) -> type:
             address = client_address[0] if isinstance(client_address, tuple) else str(client_address)
             try:
                 super().process_request_thread(request, client_address)
+                # pynetdicom's handler starts the association in a thread of its own and returns
+                # at once: the connection is counted until that thread has ended.
+                association = getattr(request, "association", None)
+                if association is not None and association.ident is not None:
+                    association.join()
             finally:
+                self.shutdown_request(request)  # closed, if pynetdicom has not already
                 listener.connection_closed(address)
 
         def get_request(self) -> Any:

@@ -343,3 +343,30 @@ def test_a_pdu_begun_and_then_stalled_or_trickled_ends_the_connection(tmp_path):
     finally:
         listening.stop()
         services.close()
+
+
+def test_connections_from_one_address_are_bounded_until_they_close(listener):
+    # the bound (2 here) counts connections while they are open: it was released at once,
+    # pynetdicom's handler returning as soon as the association's thread had started
+    first, second = associate(listener, "CAMERA"), associate(listener, "VIEWER")
+    assert first.is_established and second.is_established
+    third = associate(listener, "OTHERVIEW")  # a title under its own bound, from the same address
+    assert not third.is_established and not third.is_rejected  # the connection closed at once
+    idle = [socket.create_connection(("127.0.0.1", listener.port), timeout=0.25, source_address=("127.0.0.4", 0))
+            for _ in range(4)]  # fmt: skip
+    dropped = []
+    for sock in reversed(idle):  # the last first: the held ones are dropped after the ACSE timeout (1 s)
+        try:
+            dropped.append(sock.recv(16) == b"")
+        except socket.timeout:
+            dropped.append(False)  # held: waiting for an A-ASSOCIATE-RQ
+        sock.close()
+    assert dropped == [True, True, False, False]
+    first.release()
+    deadline = time.monotonic() + 5
+    while listener._per_address.get("127.0.0.1", 0) > 1 and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.02)
+    fourth = associate(listener, "OTHERVIEW")
+    assert fourth.is_established and fourth.send_c_echo().Status == 0x0000
+    fourth.release()
+    second.release()
