@@ -18,7 +18,8 @@ web workers) or ``ologies dimse``. What it guards against (RELIABILITY.md 2.6):
   or a P-DATA-TF of more than ``dimse_max_pdu`` bytes, is answered with an A-ABORT (invalid PDU
   parameter value, PS3.8 9.3.8) and the connection closed; a data set growing past
   ``dimse_max_dataset_bytes`` aborts the association; received data sets go to a temporary file
-  (``STORE_RECV_CHUNKED_DATASET``), never whole into memory, and are then checked by
+  (``STORE_RECV_CHUNKED_DATASET``), never whole into memory, removed once stored or refused, or
+  when the association ends before they are whole; they are then checked by
   ``converters.dicom.prepare_dicom`` as every other DICOM input is.
 * **What is stored** and the statuses answered are those of STOW-RS (``converters.dicom``):
   0x0000, warnings 0xB000 (coerced) / 0xB006 (elements discarded), failures 0xA700 (out of
@@ -595,6 +596,39 @@ class _PduBoundedSocket(socket.socket):
             pass
 
 
+def _discard_unstored(assoc: Any) -> None:
+    """Remove the temporary files of data sets received on an association that has ended
+    without storing them: the one being received when it was aborted (by the peer, by the
+    connection closing, or by ``_data_received`` for its size), which pynetdicom writes with
+    ``NamedTemporaryFile(delete=False)`` and leaves behind, and any received whole but not yet
+    handed to ``_store`` (which removes those it is given)."""
+    import queue
+
+    dimse = getattr(assoc, "dimse", None)
+    paths: list[Any] = []
+    file = getattr(getattr(dimse, "message", None), "_data_set_file", None)
+    if file is not None:
+        try:
+            file.close()
+        except OSError:
+            pass
+        paths.append(file.name)
+    messages = getattr(dimse, "msg_queue", None)
+    while messages is not None:
+        try:
+            _, primitive = messages.get_nowait()
+        except queue.Empty:
+            break
+        path = getattr(primitive, "_dataset_path", None)
+        paths.append(path[0] if isinstance(path, tuple) else path)
+    for path in paths:
+        if path:
+            try:
+                Path(path).unlink(missing_ok=True)
+            except OSError:
+                log.warning("could not remove a partly received data set")
+
+
 def _bounded_server_class(listener: DimseListener) -> type:
     from pynetdicom.transport import ThreadedAssociationServer
 
@@ -619,6 +653,9 @@ def _bounded_server_class(listener: DimseListener) -> type:
                 association = getattr(request, "association", None)
                 if association is not None and association.ident is not None:
                     association.join()
+                    if association.dul.ident is not None:
+                        association.dul.join(timeout=5)
+                    _discard_unstored(association)
             finally:
                 self.shutdown_request(request)  # closed, if pynetdicom has not already
                 listener.connection_closed(address)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import socket
+import tempfile
 import time
 
 import pytest
@@ -370,3 +371,57 @@ def test_connections_from_one_address_are_bounded_until_they_close(listener):
     assert fourth.is_established and fourth.send_c_echo().Status == 0x0000
     fourth.release()
     second.release()
+
+
+def _p_data_pdus(ds: Dataset, context_id: int, max_pdu: int) -> list[bytes]:
+    """The P-DATA-TF PDUs of a C-STORE-RQ of ``ds``, encoded as pynetdicom would send them."""
+    from pynetdicom.dimse_messages import C_STORE_RQ
+    from pynetdicom.dimse_primitives import C_STORE
+    from pynetdicom.dsutils import encode
+    from pynetdicom.pdu import P_DATA_TF
+
+    request = C_STORE()
+    request.MessageID, request.Priority = 1, 2
+    request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    request.DataSet = io.BytesIO(encode(ds, False, True))
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    pdus = []
+    for primitive in message.encode_msg(context_id, max_pdu):
+        pdu = P_DATA_TF()
+        pdu.from_primitive(primitive)
+        pdus.append(pdu.encode())
+    return pdus
+
+
+def test_a_data_set_cut_short_leaves_no_file_behind(listener, tmp_path, monkeypatch):
+    received = tmp_path / "received"  # where pynetdicom's NamedTemporaryFile puts what it receives
+    received.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(received))
+
+    def wait_for_files(present: bool) -> list[str]:
+        deadline = time.monotonic() + 5
+        while bool(list(received.iterdir())) != present and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return [p.name for p in received.iterdir()]
+
+    # over dimse_max_dataset_bytes: the listener aborts the association (the partial file was left)
+    big = dicomgen.photo_dataset(native=True, pixels=photo(1200, 900))
+    assert store(listener, [big]) in ([dcm.OUT_OF_RESOURCES], [-1])
+    assert wait_for_files(False) == []
+    # the peer aborts in the middle of a data set
+    ds = dicomgen.photo_dataset(native=True, pixels=photo(600, 400))
+    ds.file_meta.TransferSyntaxUID = dcm.EXPLICIT_VR_LE
+    assoc = associate(listener, contexts=[(ds.SOPClassUID, [dcm.EXPLICIT_VR_LE])])
+    assert assoc.is_established
+    pdus = _p_data_pdus(ds, assoc.accepted_contexts[0].context_id, assoc.acceptor.maximum_length)
+    raw = assoc.dul.socket.socket
+    raw.sendall(b"".join(pdus[:2]))  # the command and the first part of the data set
+    assert len(wait_for_files(True)) == 1
+    raw.sendall(bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0]))  # A-ABORT, service user
+    assert wait_for_files(False) == []
+    with pytest.raises(Exception):
+        listener.services.repository.locate(ds.SOPInstanceUID)
+    # and a whole one is stored, its file removed
+    assert store(listener, [ds]) == [0x0000]
+    assert wait_for_files(False) == []
