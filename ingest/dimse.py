@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -164,6 +165,7 @@ class DimseListener:
         self._stored: dict[int, tuple[Caller, list[tuple[str, str, str]]]] = {}
         self.server: Any = None
         self.ae: Any = None
+        self._previous_sigterm: Any = None  # the SIGTERM handler replaced by start, while listening
 
     # -- set-up ----------------------------------------------------------------------------------
     def build_ae(self) -> Any:
@@ -219,6 +221,8 @@ class DimseListener:
         ae._servers.append(self.server)  # as start_server does, so that shutdown() finds it
         thread = threading.Thread(target=self.server.serve_forever, name="ologies-dimse", daemon=True)
         thread.start()
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._terminated)
         log.info("DIMSE listener %s on %s:%d", self.settings.dimse_ae_title, *self.server.server_address[:2])
         return self.server
 
@@ -227,13 +231,34 @@ class DimseListener:
         return int(self.server.server_address[1])
 
     def stop(self) -> None:
+        """Stop listening, abort the associations still open and end the store processes."""
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+            server, self.server = self.server, None
+            server.shutdown()
+            server.server_close()
+            for assoc in server.active_associations:  # as pynetdicom's AE.shutdown does
+                assoc.abort()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) == self._terminated:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    def _terminated(self, signum: int, frame: Any) -> None:
+        """SIGTERM (installed by ``start`` in the main thread): stop, so that the store
+        processes end with the listener (they were left running, with the index open, when the
+        process was ended by the signal's default action, as ``ologies dimse`` was and uvicorn
+        re-raises it after its own shutdown in ``ologies serve``); then what the signal did before."""
+        previous = self._previous_sigterm
+        log.info("DIMSE listener: SIGTERM, stopping")
+        self.stop()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
     # -- connection accounting -------------------------------------------------------------------
     def allow_connection(self, address: str) -> bool:
@@ -676,9 +701,10 @@ def _bounded_server_class(listener: DimseListener) -> type:
 
 def serve_forever(services: Any, *, host: str | None = None, port: int | None = None) -> None:
     """``ologies dimse``: run the listener until interrupted."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())  # run after the listener's own
     listener = DimseListener(services)
     listener.start(host, port)
-    stop = threading.Event()
     try:
         while not stop.wait(3600):
             pass
