@@ -476,11 +476,10 @@ class DimseListener:
                 continue
             value = _as_query_text(elem)
             attribute = qido.ATTRIBUTES.get(keyword)
-            if attribute is None or qido._LEVEL_RANK[attribute.level] > qido._LEVEL_RANK[level]:  # noqa: SLF001
+            if attribute is None or not _at_level(attribute, level):
                 if value:
                     raise QueryError(f"{keyword or elem.tag} cannot be matched")
-                returns.append(keyword or str(elem.tag))
-                continue
+                continue  # an unsupported key: returned empty
             returns.append(keyword)
             match = qido.to_match(attribute, value)
             if match is not None:
@@ -502,10 +501,10 @@ class DimseListener:
             value: Any = None
             if keyword in computed:
                 value = computed[keyword]
-            else:
-                attribute = qido.ATTRIBUTES.get(keyword)
-                if attribute is not None and attribute.field is not None:
-                    value = doc.get(attribute.field)
+            elif keyword in returns:  # not a key of a lower level (from one of its instances)
+                field = qido.ATTRIBUTES[keyword].field
+                if field is not None:
+                    value = doc.get(field)
             if elem.VR == "SQ":
                 out.add_new(elem.tag, "SQ", [])
                 continue
@@ -517,6 +516,17 @@ class DimseListener:
         if key not in out:
             setattr(out, key, doc.get(key))
         return out
+
+
+def _at_level(attribute: qido.Attribute, level: qido.Level) -> bool:
+    """Whether a key is supported in a query at ``level``: one of that level or above it, and not
+    a count or ModalitiesInStudy of a level above (they describe a whole study or series).
+    A STUDY-level answer describes the study, so a series or instance key would be one series'
+    or instance's value presented as the study's (PS3.4 C.4.1.1.3)."""
+    rank = qido._LEVEL_RANK  # noqa: SLF001
+    if rank[attribute.level] > rank[level]:
+        return False
+    return attribute.level == level or attribute.keyword not in qido._AGGREGATES[attribute.level]  # noqa: SLF001
 
 
 def _computed(row: Any, level: str) -> dict[str, Any]:

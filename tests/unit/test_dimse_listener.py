@@ -425,3 +425,34 @@ def test_a_data_set_cut_short_leaves_no_file_behind(listener, tmp_path, monkeypa
     # and a whole one is stored, its file removed
     assert store(listener, [ds]) == [0x0000]
     assert wait_for_files(False) == []
+
+
+def test_find_returns_keys_below_the_query_level_empty(listener):
+    # a study of two series: a STUDY answer gave one series' UID and modality and one instance's
+    # UID as the study's, a SERIES answer one instance's number and rows as the series'
+    xc = dicomgen.photo_dataset(study_uid="2.25.601", series_uid="2.25.6011")
+    dms = dicomgen.photo_dataset(study_uid="2.25.601", series_uid="2.25.6012", sop_class=dicomgen.DERMOSCOPIC)
+    assert store(listener, [xc, dms]) == [0, 0]
+
+    def query(level: str, **keys: str) -> tuple[list[Dataset], int]:
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = level
+        for keyword, value in keys.items():
+            setattr(identifier, keyword, value)
+        return find(listener, identifier)
+
+    (study,), status = query("STUDY", StudyInstanceUID="2.25.601", SeriesInstanceUID="", Modality="",
+                             SOPInstanceUID="", InstanceNumber="", ModalitiesInStudy="", PatientID="")  # fmt: skip
+    assert status == 0x0000
+    assert (study.SeriesInstanceUID, study.Modality, study.SOPInstanceUID, study.InstanceNumber) == ("", "", "", None)
+    assert list(study.ModalitiesInStudy) == ["DMS", "XC"] and study.PatientID == NHS_A
+    series, _ = query("SERIES", StudyInstanceUID="2.25.601", SeriesInstanceUID="", Modality="", SOPInstanceUID="",
+                      Rows=None, ModalitiesInStudy="", NumberOfStudyRelatedInstances=None)  # fmt: skip
+    assert sorted((s.SeriesInstanceUID, s.Modality) for s in series) == [("2.25.6011", "XC"), ("2.25.6012", "DMS")]
+    for s in series:
+        assert (s.SOPInstanceUID, s.Rows, s.ModalitiesInStudy, s.NumberOfStudyRelatedInstances) == ("", None, "", None)
+    (image,), _ = query("IMAGE", StudyInstanceUID="2.25.601", SeriesInstanceUID="2.25.6011", SOPInstanceUID="",
+                        Rows=None, Modality="", ModalitiesInStudy="")  # fmt: skip
+    assert (image.SOPInstanceUID, image.Rows, image.Modality, image.ModalitiesInStudy) == (xc.SOPInstanceUID, xc.Rows, "XC", "")
+    # ... and with a value, such a key is refused, not matched (ModalitiesInStudy against a series' Modality)
+    assert query("SERIES", StudyInstanceUID="2.25.601", ModalitiesInStudy="XC") == ([], dcm.DATASET_DOES_NOT_MATCH)
