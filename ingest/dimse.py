@@ -79,7 +79,8 @@ REJECTED_PERMANENT, REJECTED_TRANSIENT = 0x01, 0x02
 SOURCE_SERVICE_USER, SOURCE_PRESENTATION = 0x01, 0x03
 CALLING_AE_NOT_RECOGNISED, LOCAL_LIMIT_EXCEEDED = 0x03, 0x02
 #: the largest PDU other than a P-DATA-TF accepted: an A-ASSOCIATE-RQ of 128 presentation
-#: contexts (the most PS3.8 7.1.1.13 allows), each with ten transfer syntaxes, is about 40 KB
+#: contexts (the most there can be: their IDs are the odd numbers 1-255, PS3.8 9.3.2.2), each
+#: with ten transfer syntaxes, is about 40 KB
 MAX_CONTROL_PDU = 64 * 1024
 PDU_P_DATA_TF = 0x04
 #: A-ABORT PDU, service-provider source, reason "invalid-PDU-parameter value" (PS3.8 9.3.8)
