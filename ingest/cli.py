@@ -225,7 +225,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     try:
         total = None if args.quiet else sum(1 for _ in repository.iter_instance_keys())
         with tqdm(desc="reindex", total=total, unit=" instances", disable=args.quiet) as bar:
-            count = repository.reindex(progress=lambda _key: bar.update(1))
+            count = repository.reindex(progress=lambda _key: bar.update(1), force=args.force)
     except KeyboardInterrupt:
         print("reindex interrupted: the live index is unchanged; run `ologies reindex` again to resume",
               file=sys.stderr)  # fmt: skip
@@ -314,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reindex = sub.add_parser("reindex", help="rebuild the search index from the object store")
     reindex.add_argument("--quiet", action="store_true")
+    reindex.add_argument("--force", action="store_true",
+                         help="rebuild even if the store lists fewer than half the instances the live index holds")  # fmt: skip
     reindex.set_defaults(func=cmd_reindex)
 
     reconcile = sub.add_parser("reconcile", help="index instances left pending by an index outage or a crash")

@@ -462,11 +462,18 @@ class Repository:
             finally:  # stopped early (an error, Ctrl-C): do not finish reads nobody will use
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    def reindex(self, progress: Callable[[str], None] | None = None) -> int:
+    def reindex(self, progress: Callable[[str], None] | None = None, *, force: bool = False) -> int:
         """Rebuild the whole index from a listing of the store and clear the pending markers it
         covers. An index that can resume an interrupted rebuild (Elasticsearch) is told which
         instances it already holds, so those objects are not read again. Returns the number of
-        instances indexed now; ``last_reindex`` has the details."""
+        instances indexed now; ``last_reindex`` has the details.
+
+        Unless ``force``, a store that lists fewer than half the instances the live index holds
+        is refused (``Conflict``) before anything changes: that is a store URL with a mistyped
+        prefix far more often than a real loss, and the rebuilt index would replace the live one,
+        leaving every search an empty 200."""
+        if not force:
+            self._check_listing_covers_index()
         report = ReindexReport()
         resuming = getattr(self.index, "rebuild_resuming", None)
         if resuming is not None:
@@ -485,6 +492,23 @@ class Repository:
         self.last_reindex = report
         self.index_recovered()
         return report.instances
+
+    def _check_listing_covers_index(self) -> None:
+        from search.query import InstanceQuery
+
+        try:
+            indexed = self.index.search(InstanceQuery(limit=1, facets=())).total
+        except (IndexUnavailable, NotFound):
+            return  # no live index (deleted, or never made): nothing to lose
+        if not indexed:
+            return
+        stored = sum(1 for _ in self.iter_instance_keys())
+        if stored * 2 < indexed:
+            raise Conflict(
+                f"the store lists {stored} instances but the live index holds {indexed}: check "
+                f"OLOGIES_STORE_URL (bucket, prefix, case) before rebuilding; if the store really "
+                f"holds only these, run reindex --force"
+            )
 
     def check(self) -> ConsistencyReport:
         """Compare the listing of the store with the index and the locators. The index and the

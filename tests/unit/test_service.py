@@ -242,3 +242,13 @@ def test_check_reports_index_entries_without_objects(repo, tmp_path):
     repo.store.delete(keys.instance_key("2.25.1", "2.25.2", "2.25.100"))
     report = repo.check()
     assert report.missing_from_store == ["2.25.100"] and not report.consistent
+
+
+def test_reindex_from_a_store_listing_far_fewer_instances_than_the_index_is_refused(repo, tmp_path):
+    for n in range(4):
+        repo.store_instance(write_instance(tmp_path, f"2.25.{300 + n}"))
+    emptied = Repository(MemoryObjectStore(), repo.index)  # a mistyped prefix: the same index, no objects
+    with pytest.raises(Conflict, match="OLOGIES_STORE_URL"):
+        emptied.reindex()
+    assert repo.index.count() == 4  # the live index is untouched
+    assert emptied.reindex(force=True) == 0 and repo.index.count() == 0  # said on purpose
