@@ -23,7 +23,7 @@ from converters.registry import convert_image
 from ingest.dicom import dicom_batch, ingest_dicom
 from ingest.media import prepare_media
 from repository.catalogue import Catalogue
-from repository.errors import InvalidInput, PayloadTooLarge
+from repository.errors import IndexUnavailable, InvalidInput, PayloadTooLarge
 from repository.hashing import sha256_of_stream
 from repository.identity import check_identity
 from repository.model import IngestContext
@@ -83,7 +83,11 @@ class Ingestor:
         context = self.parse_context(fields)
         if not files:
             raise InvalidInput("at least one file is required", field="file")
-        check_identity(self.repository.index, context.patient, context.trust.ods, fields, trust_name=context.trust.name)
+        if not self.repository.index_paused():  # an index just found down is not asked again
+            try:
+                check_identity(self.repository.index, context.patient, context.trust.ods, fields, trust_name=context.trust.name)
+            except IndexUnavailable:
+                self.repository.pause_index()  # nothing to compare with: the upload goes ahead
         if len(files) > self.settings.max_files_per_upload:
             raise PayloadTooLarge(f"at most {self.settings.max_files_per_upload} files per upload", field="file")
         digests = [self._digest(f) for f in files]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 
-from repository.errors import IdentityMismatch, IndexUnavailable
+from repository.errors import IdentityMismatch
 from repository.model import PatientIdentity
 from search.index import SearchIndex
 from search.query import InstanceQuery
@@ -67,23 +67,20 @@ def check_identity(
     """Raise ``IdentityMismatch`` unless the upload's patient agrees with a record the trust holds
     for that NHS number (the newest, or, after a confirmed change, an earlier one: old and new
     details are both the patient's), or the caller confirms the change. Only the uploading
-    trust's records are compared: another trust's are not revealed. While the index is
-    unavailable there is nothing to compare with, and the upload goes ahead (it must survive an
-    outage)."""
+    trust's records are compared: another trust's are not revealed. Raises ``IndexUnavailable``
+    when the index cannot be asked: the caller then goes ahead (an upload must survive an
+    outage) and pauses index use as after any index failure."""
     if confirmed(fields):
         return
-    try:
-        newest = index.search(InstanceQuery(patient_id=patient.patient_id, limit=1, facets=(), trusts_visible=(trust,)))
-        if not newest.items or not differences(newest.items[0], patient):
-            return
-        # Not the newest details: the same person under details held before (a confirmed
-        # change of name, say) is still no mismatch. Up to LOOK_BACK records are compared.
-        earlier = index.search(InstanceQuery(
-            patient_id=patient.patient_id, limit=LOOK_BACK, facets=(), trusts_visible=(trust,),
-            patient_birth_date=patient.birth_date,
-        ))  # fmt: skip
-    except IndexUnavailable:
+    newest = index.search(InstanceQuery(patient_id=patient.patient_id, limit=1, facets=(), trusts_visible=(trust,)))
+    if not newest.items or not differences(newest.items[0], patient):
         return
+    # Not the newest details: the same person under details held before (a confirmed change of
+    # name, say) is still no mismatch. Up to LOOK_BACK records are compared.
+    earlier = index.search(InstanceQuery(
+        patient_id=patient.patient_id, limit=LOOK_BACK, facets=(), trusts_visible=(trust,),
+        patient_birth_date=patient.birth_date,
+    ))  # fmt: skip
     if any(not differences(held, patient) for held in earlier.items):
         return
     held = newest.items[0]

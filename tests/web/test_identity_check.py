@@ -73,3 +73,23 @@ def test_differences_ignore_case_accents_and_punctuation_not_dates_or_sex():
     assert differences(held, unknown) == []  # nothing given is no difference
     other = PatientIdentity(NHS_A, False, "Jones", "Zoë", dt.date(1984, 3, 3), SexValues("M"))
     assert differences(held, other) == ["last name", "first name", "date of birth", "sex"]
+
+
+def test_with_the_index_down_the_upload_goes_ahead_and_the_index_is_not_asked_again(client, services, monkeypatch):
+    from repository.errors import IndexUnavailable
+
+    assert upload(client, 1).status_code == 201
+    services.repository.index_retry_seconds = 60
+    calls = {"n": 0}
+
+    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        raise IndexUnavailable("index is down")
+
+    for name in ("search", "upsert", "upsert_many"):
+        monkeypatch.setattr(services.repository.index.wrapped, name, down)
+    first = upload(client, 2, family_name="Williams")  # nothing to compare with: accepted, pending
+    assert first.status_code == 202
+    asked = calls["n"]
+    assert upload(client, 3).status_code == 202
+    assert calls["n"] == asked  # paused: neither the identity check nor the index write asked it
