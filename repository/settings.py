@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("ologies-data")
+#: secrets whose value contains this (or starts with "change-me") are refused: example placeholders
+PLACEHOLDER_MARK = "REPLACE-ME"
 
 
 class DimsePeer(BaseModel):
@@ -180,6 +182,15 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_if_empty(cls, value: object) -> object:
         return None if value == "" else value  # OLOGIES_AUDIT_KEY= (a compose file's empty default)
+
+    @field_validator("session_secret", "audit_key", "s3_secret_key", "es_password")
+    @classmethod
+    def _not_a_placeholder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # the examples' placeholders (infra/k8s/secret.example.yaml, compose) are public: a key
+        # anyone can read would let them forge sessions or re-chain the audit trail
+        if value is not None and (PLACEHOLDER_MARK in value.upper() or value.lower().startswith("change-me")):
+            raise ValueError(f"OLOGIES_{(info.field_name or '').upper()} is still an example's placeholder: set a real secret")
+        return value
 
     @field_validator("store_url")
     @classmethod

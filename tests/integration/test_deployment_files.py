@@ -79,7 +79,20 @@ def test_kubernetes_manifests_render_with_kustomize():
     done = subprocess.run(["kubectl", "kustomize", str(INFRA / "k8s")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     kinds = {d["kind"] for d in yaml.safe_load_all(done.stdout) if d}
-    assert {"Deployment", "Service", "ConfigMap", "Secret", "Job", "Namespace", "PodDisruptionBudget"} <= kinds
+    assert {"Deployment", "Service", "ConfigMap", "Job", "Namespace", "PodDisruptionBudget"} <= kinds
+    assert "Secret" not in kinds, "apply -k would create, or overwrite the real Secret with, the placeholders"
+
+
+def test_kustomization_leaves_the_example_secret_out():
+    """The operator creates the real Secret; the example's placeholders are refused by the app."""
+    kustomization = yaml.safe_load((INFRA / "k8s" / "kustomization.yaml").read_text())
+    assert "secret.example.yaml" not in kustomization["resources"]
+    [secret] = [d for d in yaml.safe_load_all((INFRA / "k8s" / "secret.example.yaml").read_text()) if d]
+    for name, value in secret["stringData"].items():
+        setting = name.removeprefix("OLOGIES_").lower()
+        if setting in {"session_secret", "audit_key", "s3_secret_key", "es_password"}:
+            with pytest.raises(ValueError, match=name):
+                Settings(_env_file=None, **{setting: value})
 
 
 def test_kubernetes_deployment_probes_and_settings():
