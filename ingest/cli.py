@@ -62,6 +62,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)  # validate once here, so a bad setting fails before any worker
     configure_logging(level=settings.log_level, json=settings.log_format == "json")
     _check_store(settings)
+    from ingest.spool import tidy_spool
+
+    tidy_spool(settings.spool_dir)  # what an earlier run stopped mid-upload left
     # Workers are separate processes (the GIL would otherwise serialise the Python work of
     # concurrent uploads); they read their settings from the environment.
     for name, value in (("OLOGIES_STORE_URL", args.store_url), ("OLOGIES_INDEX_URL", args.index_url)):
