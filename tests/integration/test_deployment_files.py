@@ -41,16 +41,44 @@ def k8s_documents() -> list[dict]:
     return docs
 
 
-def test_docker_compose_config_accepts_the_compose_file():
+#: what infra/compose.env.example asks the operator to fill in (compose refuses to start without)
+REQUIRED_COMPOSE_VALUES = {
+    "MINIO_ROOT_PASSWORD": "test-minio-password-0123456789",
+    "ELASTIC_PASSWORD": "test-elastic-password-0123456789",
+    "OLOGIES_AUDIT_KEY": "test-audit-key-0123456789abcdef0123456789",
+}
+
+
+def compose_config(cli: list[str], env_file: Path) -> subprocess.CompletedProcess[str]:
+    """``docker compose config`` with ``env_file`` only: the required values are taken out of this
+    process's environment (which compose would prefer to the file)."""
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED_COMPOSE_VALUES}
+    return subprocess.run([*cli, "-f", str(INFRA / "compose.yml"), "--env-file", str(env_file), "config", "--format", "json"],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+
+
+def filled_env_file(tmp_path: Path) -> Path:
+    text = (INFRA / "compose.env.example").read_text()
+    for name, value in REQUIRED_COMPOSE_VALUES.items():
+        text, count = re.subn(rf"^{name}=$", f"{name}={value}", text, flags=re.M)
+        assert count == 1, f"compose.env.example should have an empty {name}= to fill in"
+    path = tmp_path / "compose.env"
+    path.write_text(text)
+    return path
+
+
+def test_docker_compose_config_accepts_the_compose_file(tmp_path):
     cli = compose_cli()
     if cli is None:
         pytest.skip("docker compose is not installed (run infra/install-compose.sh; no engine is needed)")
-    done = subprocess.run([*cli, "-f", str(INFRA / "compose.yml"), "config", "--format", "json"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = compose_config(cli, filled_env_file(tmp_path))
     assert done.returncode == 0, done.stderr
     import json
 
     services = json.loads(done.stdout)["services"]
+    values = REQUIRED_COMPOSE_VALUES
+    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == values["MINIO_ROOT_PASSWORD"]
+    assert services["elasticsearch"]["environment"]["ELASTIC_PASSWORD"] == values["ELASTIC_PASSWORD"]
     apps = [name for name in services if name.startswith("app-")]
     assert len(apps) >= 2
     for name in apps:
@@ -59,12 +87,31 @@ def test_docker_compose_config_accepts_the_compose_file():
         assert app["user"] == "10001:10001" and app["read_only"] is True
         assert "/readyz" in " ".join(app["healthcheck"]["test"])
         assert all(p["host_ip"] == "127.0.0.1" for p in app["ports"])
+        assert app["environment"]["OLOGIES_S3_SECRET_KEY"] == values["MINIO_ROOT_PASSWORD"]
+        assert app["environment"]["OLOGIES_ES_PASSWORD"] == values["ELASTIC_PASSWORD"]
+        assert app["environment"]["OLOGIES_AUDIT_KEY"] == values["OLOGIES_AUDIT_KEY"]
     assert services["init"]["command"] == ["init"]
     for backend in ("minio", "elasticsearch"):
         assert "healthcheck" in services[backend] and not services[backend].get("ports")
         tag = services[backend]["image"].rsplit(":", 1)[-1]
         assert re.search(r"[0-9]", tag) and tag != "latest", "pin the image version"
     assert services["elasticsearch"]["environment"]["xpack.security.enabled"] == "true"
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED_COMPOSE_VALUES))
+def test_docker_compose_config_refuses_an_unfilled_env_file(tmp_path, missing):
+    """An .env copied from the example and not filled in (or with one value left empty) stops
+    compose, naming the value, instead of running with published default passwords."""
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("docker compose is not installed (run infra/install-compose.sh; no engine is needed)")
+    done = compose_config(cli, INFRA / "compose.env.example")
+    assert done.returncode != 0 and "change-me" not in done.stdout
+    one_empty = filled_env_file(tmp_path)
+    one_empty.write_text(re.sub(rf"^{missing}=.*$", f"{missing}=", one_empty.read_text(), flags=re.M))
+    done = compose_config(cli, one_empty)
+    assert done.returncode != 0, f"compose config accepted an empty {missing}"
+    assert missing in done.stderr, done.stderr
 
 
 def test_compose_file_names_only_real_settings():
