@@ -243,9 +243,10 @@ def cmd_reindex(args: argparse.Namespace) -> int:
               f"{rebuild.skipped} skipped (already written by live uploads), "
               f"{rebuild.carried_over} already there from the interrupted run (not read again); "
               f"{rebuild.seconds:.1f} s")  # fmt: skip
-    if report is not None and (report.locators_restored or report.markers_cleared or report.unreadable):
-        print(f"{report.locators_restored} locators restored, {report.markers_cleared} pending markers "
-              f"cleared, {report.unreadable} objects unreadable (see the log)")  # fmt: skip
+    if report is not None and (report.locators_restored or report.locators_removed or report.markers_cleared or report.unreadable):
+        print(f"{report.locators_restored} locators restored, {report.locators_removed} removed (their object "
+              f"was gone), {report.markers_cleared} pending markers cleared, {report.unreadable} objects "
+              f"unreadable (see the log)")  # fmt: skip
     print(f"indexed {count} instances")
     return 1 if report is not None and report.unreadable else 0
 

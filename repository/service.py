@@ -115,6 +115,8 @@ class ReindexReport:
     #: skipped because an interrupted rebuild being resumed already holds them (not read again)
     already_indexed: int = 0
     locators_restored: int = 0
+    #: locators naming an object no longer stored (deleted from the store directly), removed
+    locators_removed: int = 0
     markers_cleared: int = 0
     unreadable: int = 0
     rebuild: object | None = None  # e.g. ElasticsearchIndex.last_rebuild
@@ -475,6 +477,9 @@ class Repository:
         if not force:
             self._check_listing_covers_index()
         report = ReindexReport()
+        # Listed before the objects (as check does): a locator is written after its object, so
+        # one listed now whose object is not in the later listing names an object that is gone.
+        located = [k[len(keys.LOCATORS) :] for k in self.store.iter_keys(keys.LOCATORS)]
         resuming = getattr(self.index, "rebuild_resuming", None)
         if resuming is not None:
             resuming(lambda present: self.iter_documents(progress, skip=present, report=report))
@@ -489,6 +494,11 @@ class Repository:
                 report.markers_cleared += 1
             except NotFound:
                 pass
+        stored = {keys.uids_from_instance_key(key)[2] for key in self.iter_instance_keys()}
+        for uid in located:
+            if uid not in stored:
+                self.store.delete(keys.locator_key(uid))
+                report.locators_removed += 1
         self.last_reindex = report
         self.index_recovered()
         return report.instances

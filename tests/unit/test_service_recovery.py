@@ -171,9 +171,9 @@ def test_check_reports_locators_without_objects_and_objects_without_locators(tmp
     assert report.locators_without_object == ["2.25.999"]
     assert report.objects_without_locator == ["2.25.101"]
     assert not report.consistent
-    repo.store.delete(keys.locator_key("2.25.999"))
-    repo.reindex()  # restores the missing locator
-    assert repo.check().consistent and repo.last_reindex.locators_restored == 1
+    repo.reindex()  # restores the missing locator, removes the one whose object is gone
+    assert repo.check().consistent
+    assert repo.last_reindex.locators_restored == 1 and repo.last_reindex.locators_removed == 1
 
 
 class ResumingIndex(SQLiteIndex):
