@@ -42,12 +42,10 @@ class Settings(BaseSettings):
     allow_test_nhs_numbers: bool | None = None
     #: local time zone for EXIF times without an offset (DECISIONS.md 12)
     local_timezone: str = "Europe/London"
-    #: largest accepted request body, in bytes (413 above it)
+    #: largest accepted request body, in bytes (413 above it): one largest video and 64 MiB more
     max_upload_bytes: int = 8 * 1024 * 1024 * 1024 + 64 * 1024 * 1024
     #: largest single file, in bytes
     max_file_bytes: int = 512 * 1024 * 1024
-    #: largest single video (MP4, MOV), in bytes; a video of a few GB streams to disk and storage
-    max_video_bytes: int = 8 * 1024 * 1024 * 1024
     #: largest single video (MP4, MOV), in bytes; a video of a few GB streams to disk and storage
     max_video_bytes: int = 8 * 1024 * 1024 * 1024
     #: most files in one upload
@@ -225,8 +223,6 @@ class Settings(BaseSettings):
             raise ValueError("OLOGIES_STORE_URL s3://bucket/prefix needs a bucket name")
         if self.max_file_bytes > self.max_upload_bytes:
             self.max_file_bytes = self.max_upload_bytes
-        if self.max_video_bytes > self.max_upload_bytes:
-            self.max_video_bytes = self.max_upload_bytes
         if self.max_video_bytes > self.max_upload_bytes:
             self.max_video_bytes = self.max_upload_bytes
         return self

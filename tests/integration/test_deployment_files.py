@@ -166,3 +166,22 @@ def test_dockerfile_runs_ologies_serve_as_a_non_root_user():
     assert re.search(r"^USER 10001", text, re.M)
     assert '"ologies[all]"' in text
     assert 'ENTRYPOINT ["ologies"]' in text and 'CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]' in text
+
+
+def test_kubernetes_spool_holds_a_few_of_the_largest_uploads():
+    """An upload is spooled (its body, then its prepared DICOM copy: about twice the body); over
+    the emptyDir's sizeLimit the kubelet evicts the pod with every upload in flight on it."""
+    docs = {d["kind"]: d for d in k8s_documents()}
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    spool_dir = docs["ConfigMap"]["data"]["OLOGIES_SPOOL_DIR"]
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == spool_dir]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    limit = volume["emptyDir"]["sizeLimit"]
+    assert limit.endswith("Gi")
+    size = int(limit[:-2]) * 2**30
+    limits = {k.removeprefix("OLOGIES_").lower(): v for k, v in docs["ConfigMap"]["data"].items()
+              if k.startswith("OLOGIES_MAX_")}  # fmt: skip
+    settings = Settings(_env_file=None, **limits)
+    largest = max(settings.max_upload_bytes, settings.max_video_bytes, settings.max_file_bytes)
+    assert 3 * 2 * largest <= size, f"three of the largest uploads ({largest} bytes) do not fit the {limit} spool"

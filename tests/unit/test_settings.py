@@ -28,3 +28,32 @@ def test_real_secrets_are_accepted(tmp_path):
     secret = "k3Jq9vXw2LmN8pRt5yZa7bCd4eFg6hHj"
     done = settings(tmp_path, session_secret=secret, audit_key=secret, s3_secret_key="s3cret-change-me", es_password=secret)
     assert done.audit_key == secret and done.s3_secret_key == "s3cret-change-me"
+
+
+def test_video_and_file_limits_are_held_to_the_upload_limit(tmp_path):
+    done = settings(tmp_path, max_upload_bytes=1000, max_file_bytes=5000, max_video_bytes=9000)
+    assert (done.max_upload_bytes, done.max_file_bytes, done.max_video_bytes) == (1000, 1000, 1000)
+
+
+def _bytes(text: str) -> int:
+    """'8 GiB + 64 MiB', '512 MiB', '200' as the README writes them."""
+    units = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10, "": 1}
+    total = 0
+    for term in text.split("+"):
+        number, _, unit = term.strip().replace(",", "").partition(" ")
+        total += int(number) * units[unit]
+    return total
+
+
+def test_readme_states_the_real_upload_limits(tmp_path):
+    """README, Configuration: the row of upload limits names each setting with its code default."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [row] = [line for line in readme.splitlines() if line.startswith("| `OLOGIES_MAX_UPLOAD_BYTES`")]
+    names_cell, defaults_cell = row.split("|")[1:3]
+    names = [n.strip(" `").removeprefix("OLOGIES_").lower() for n in names_cell.split(",")]
+    defaults = [_bytes(d) for d in defaults_cell.split(", ")]
+    assert len(names) == len(defaults)
+    default = settings(tmp_path)
+    assert {n: getattr(default, n) for n in names} == dict(zip(names, defaults))
