@@ -67,8 +67,14 @@ class Settings(BaseSettings):
     #: seconds between passes of the reconciler that drains "index pending" markers
     reconcile_interval_seconds: float = 10.0
     #: after an index write fails, uploads skip the index (202, pending) for this many seconds
-    #: instead of each waiting for the index's timeouts; a successful reconcile ends it early
-    index_retry_seconds: float = Field(default=5.0, ge=0)
+    #: instead of each waiting for the index's timeouts. Longer than detecting a hung index takes
+    #: (es_timeout x 3, about 30 s; at 5 s every other upload waited that out during a hang).
+    #: Recovery is not slowed: a reconcile pass that succeeds ends the pause at once
+    #: (Repository.reconcile_pending calls index_recovered), and each web worker's reconciler runs
+    #: one every reconcile_interval_seconds (Services.reconcile_once, after ensure_schema, which
+    #: asks the index, so a hung index does not end it). DIMSE store workers have no reconciler:
+    #: theirs lasts the full time, their instances pending until a web worker's pass.
+    index_retry_seconds: float = Field(default=60.0, ge=0)
     #: parallel object reads during ``ologies reindex`` (each one a GET from the store)
     reindex_workers: int = Field(default=8, ge=1, le=64)
 

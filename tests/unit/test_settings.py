@@ -57,3 +57,12 @@ def test_readme_states_the_real_upload_limits(tmp_path):
     assert len(names) == len(defaults)
     default = settings(tmp_path)
     assert {n: getattr(default, n) for n in names} == dict(zip(names, defaults))
+
+
+def test_index_pause_outlasts_detecting_a_hung_index(tmp_path):
+    """After an index write fails, uploads skip the index for index_retry_seconds: shorter than
+    the es_timeout x 3 it takes to find a hung index failing, every other upload waits that out
+    (review D3). A successful reconcile pass ends the pause early, so recovery is not slowed."""
+    default = settings(tmp_path)
+    assert default.index_retry_seconds > default.es_timeout * 3
+    assert default.index_retry_seconds > default.reconcile_interval_seconds
