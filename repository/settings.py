@@ -5,6 +5,8 @@ Every field can be set by an ``OLOGIES_``-prefixed environment variable or a ``.
 
 from __future__ import annotations
 
+import difflib
+import os
 import zoneinfo
 from pathlib import Path
 from typing import Literal
@@ -14,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("ologies-data")
+#: OLOGIES_* environment variables that are not settings but the project's own (infra/ scripts,
+#: tests, benchmarks, the README's example shell variable): every other unknown OLOGIES_* name is
+#: refused, as a mistyped setting (OLOGIES_STORE_ULR) would otherwise silently fall back to a default
+NOT_SETTINGS_PREFIXES = ("OLOGIES_TEST_", "OLOGIES_FUZZ_", "OLOGIES_BENCH_", "OLOGIES_CORPUS_")
+NOT_SETTINGS = frozenset({
+    "OLOGIES_RUN_DIR", "OLOGIES_CACHE", "OLOGIES_VENV", "OLOGIES_START_TIMEOUT",  # infra/*.sh
+    "OLOGIES_FAULTS", "OLOGIES_FLOOD_SECONDS", "OLOGIES_LOAD_SECONDS", "OLOGIES_SCHEMATHESIS_EXAMPLES",  # tests
+    "OLOGIES_KEY",  # README: the API key in the curl example
+})  # fmt: skip
 #: secrets whose value contains this (or starts with "change-me") are refused: example placeholders
 PLACEHOLDER_MARK = "REPLACE-ME"
 
@@ -231,6 +242,22 @@ class Settings(BaseSettings):
             self.max_file_bytes = self.max_upload_bytes
         if self.max_video_bytes > self.max_upload_bytes:
             self.max_video_bytes = self.max_upload_bytes
+        return self
+
+    @model_validator(mode="after")
+    def _no_unknown_variables(self) -> "Settings":
+        known = {f"OLOGIES_{name.upper()}" for name in type(self).model_fields}
+        unknown = sorted(
+            name for name in (n.upper() for n in os.environ)
+            if name.startswith("OLOGIES_") and name not in known and name not in NOT_SETTINGS
+            and not name.startswith(NOT_SETTINGS_PREFIXES)
+        )  # fmt: skip
+        if unknown:
+            named = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, known, n=1)
+                named.append(f"{name} (did you mean {close[0]}?)" if close else name)
+            raise ValueError(f"unknown setting(s) in the environment: {', '.join(named)}; README, Configuration lists them")
         return self
 
     @property

@@ -66,3 +66,22 @@ def test_index_pause_outlasts_detecting_a_hung_index(tmp_path):
     default = settings(tmp_path)
     assert default.index_retry_seconds > default.es_timeout * 3
     assert default.index_retry_seconds > default.reconcile_interval_seconds
+
+
+def test_a_mistyped_setting_in_the_environment_stops_start_up(tmp_path, monkeypatch):
+    """OLOGIES_STORE_ULR was ignored and the store fell back to a local folder (review D2)."""
+    monkeypatch.setenv("OLOGIES_STORE_ULR", "s3://bucket/dicom")
+    with pytest.raises(ValidationError, match=r"OLOGIES_STORE_ULR \(did you mean OLOGIES_STORE_URL\?\)"):
+        settings(tmp_path)
+    monkeypatch.delenv("OLOGIES_STORE_ULR")
+    monkeypatch.setenv("ologies_es_pasword", "x")  # names are not case-sensitive, as the settings'
+    with pytest.raises(ValidationError, match="OLOGIES_ES_PASWORD"):
+        settings(tmp_path)
+
+
+def test_the_projects_own_variables_are_not_taken_for_settings(tmp_path, monkeypatch):
+    for name in ("OLOGIES_TEST_ELASTICSEARCH_URL", "OLOGIES_FUZZ_SECONDS", "OLOGIES_RUN_DIR", "OLOGIES_CACHE",
+                 "OLOGIES_START_TIMEOUT", "OLOGIES_BENCH_KEEP", "OLOGIES_CORPUS_SEED", "OLOGIES_KEY"):  # fmt: skip
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("OLOGIES_ES_TIMEOUT", "3")
+    assert settings(tmp_path).es_timeout == 3.0
