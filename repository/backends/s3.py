@@ -198,8 +198,10 @@ class S3ObjectStore:
             code, status = _code(exc)
             cls, text = _ERRORS.get(code) or _ERRORS.get(str(status)) or _FALLBACK
             return cls(text.format(key=key, bucket=self.bucket, code=code))
-        where = self._client.meta.endpoint_url
-        return StoreUnavailable(f"the store at {where} failed on {key}: {type(exc).__name__}")
+        # The endpoint goes to the log, not into the message: a 503's body reaches any client,
+        # and the store's internal address is none of its business.
+        log.warning("the store at %s failed on %s: %r", self._client.meta.endpoint_url, key, exc)
+        return StoreUnavailable(f"the object store failed on {key}: {type(exc).__name__}")
 
     @contextmanager
     def _errors(self, key: str) -> Iterator[None]:
