@@ -83,32 +83,13 @@ def srgb_icc() -> bytes:
 
 
 def display_p3_icc() -> bytes:
-    """A minimal ICC v2 matrix/TRC profile of Display P3 (the primaries an iPhone records in),
-    enough for littleCMS to convert from; its description says "Display P3"."""
+    """An ICC profile of Display P3 (the primaries an iPhone records in), as the HEIC converter
+    makes one from nclx values; its description says "Display P3"."""
+    from converters.icc import DISPLAY_P3, SRGB_TRANSFER, profile_for
 
-    def s15(x: float) -> bytes:
-        return struct.pack(">i", int(round(x * 65536)))
-
-    def xyz(x: float, y: float, z: float) -> bytes:
-        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
-
-    def curve(gamma: float) -> bytes:
-        return b"curv" + bytes(4) + struct.pack(">IH", 1, int(round(gamma * 256)))
-
-    name = b"Display P3\0"
-    desc = b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(4 + 4 + 2 + 1 + 67)
-    tags = [(b"desc", desc), (b"cprt", b"text" + bytes(4) + b"synthetic\0"), (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
-            (b"rXYZ", xyz(0.5151, 0.2412, -0.0011)), (b"gXYZ", xyz(0.2920, 0.6922, 0.0419)),
-            (b"bXYZ", xyz(0.1571, 0.0666, 0.7841))] + [(t, curve(2.2)) for t in (b"rTRC", b"gTRC", b"bTRC")]
-    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
-    for signature, body in tags:
-        data += bytes(-(offset + len(data)) % 4)
-        table += signature + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    body = struct.pack(">I", len(tags)) + table + data
-    header = (struct.pack(">I", 128 + len(body)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ " + bytes(12)
-              + b"acspAPPL" + bytes(12) + bytes(8) + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249) + b"lcms" + bytes(44))
-    return header + body
+    profile = profile_for(DISPLAY_P3, SRGB_TRANSFER)
+    assert profile is not None
+    return profile
 
 
 def exif_bytes(
