@@ -81,11 +81,16 @@ async def _ologies_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status, headers=headers)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def first_validation_error(exc: RequestValidationError) -> tuple[dict, str | None]:  # type: ignore[type-arg]
+    """FastAPI's first complaint and the field it names (``None`` when it names none)."""
     first = exc.errors()[0] if exc.errors() else {}
     location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    field = ".".join(location) or None
+    return first, ".".join(location) or None
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first, field = first_validation_error(exc)
     message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg", "invalid request"))
     status = 400 if first.get("loc", ("",))[0] == "query" else 422
     return JSONResponse(error_body("invalid_input", message, field), status_code=status)

@@ -23,7 +23,7 @@ from repository.guard import Caller
 from search.query import InstanceQuery, SearchPage
 from web.auth import get_caller
 from web.deps import ServicesDep
-from web.errors import status_for
+from web.errors import first_validation_error, status_for
 from web.pages.templating import build_templates
 from web.services import Services
 
@@ -95,8 +95,7 @@ class PageRoute(APIRoute):
 
 
 def _as_query_error(exc: RequestValidationError) -> QueryError:
-    first = exc.errors()[0] if exc.errors() else {}
-    field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")) or None
+    first, field = first_validation_error(exc)
     reason = str(first.get("msg", "invalid")).rstrip(".").lower()
     what = f"“{field}” in this page's address is missing or wrong ({reason})" if field else "this page's address is wrong"
     return QueryError(what, field=field)
